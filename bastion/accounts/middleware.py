@@ -1,0 +1,71 @@
+"""Session lifetime (T10) and the forced change of one-time passwords."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import logout
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import reverse
+
+STARTED = "bastion_started"
+SEEN = "bastion_seen"
+# Writing the session on every request costs a database write; a minute of
+# slack on the idle timeout is the price of not doing so.
+SEEN_RESOLUTION = 60
+
+
+def stamp_new_session(request: HttpRequest) -> None:
+    now = int(time.time())
+    request.session[STARTED] = now
+    request.session[SEEN] = now
+
+
+class SessionTimeoutMiddleware:
+    """Ends sessions idle for too long or older than the absolute lifetime."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.user.is_authenticated:
+            now = int(time.time())
+            started = request.session.get(STARTED, 0)
+            seen = request.session.get(SEEN, 0)
+            reason = None
+            if now - started > settings.SESSION_ABSOLUTE_TIMEOUT:
+                reason = "absolute"
+            elif now - seen > settings.SESSION_IDLE_TIMEOUT:
+                reason = "idle"
+            if reason:
+                request.bastion_session_expired = reason  # audited by the logout signal
+                logout(request)
+                messages.info(request, "Your session has expired. Please sign in again.")
+                return redirect_to_login(request.get_full_path(), reverse(settings.LOGIN_URL))
+            if now - seen >= SEEN_RESOLUTION:
+                request.session[SEEN] = now
+        return self.get_response(request)
+
+
+class PasswordChangeRequiredMiddleware:
+    """A user holding a one-time password reaches nothing but the password change form."""
+
+    ALLOWED = ("account_change_password", "account_logout")
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = request.user
+        if user.is_authenticated and user.must_change_password:
+            allowed = {reverse(name) for name in self.ALLOWED}
+            if request.path not in allowed and not request.path.startswith(settings.STATIC_URL):
+                messages.warning(request, "Choose a new password before you continue: "
+                                          "the one you signed in with was for one use only.")
+                return redirect("account_change_password")
+        return self.get_response(request)

@@ -1,0 +1,257 @@
+"""The `bastion` command: init, serve, check, createadmin, audit verify, config, manage."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from bastion import config
+
+DEV_WARNING = (
+    "!" * 72 + "\n"
+    "!! DEVELOPMENT MODE (BASTION_DEV=1): HTTPS, HSTS and secure cookies are OFF.\n"
+    "!! Never let anybody but yourself reach this server.\n" + "!" * 72
+)
+
+
+def _setup_django() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bastion.settings")
+    import django
+
+    django.setup()
+
+
+def _read_password_file(path: str) -> str:
+    return Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+
+
+# --- init -----------------------------------------------------------------------------
+def cmd_init(args: argparse.Namespace) -> int:
+    from bastion.datadir import Layout, ensure_keys, write_private_file
+    from bastion.tls import make_self_signed
+
+    conf = config.load()
+    layout = Layout(Path(conf["data_dir"]))
+    created = ensure_keys(layout)
+    if not layout.tls_cert.exists() and not conf["tls_cert"]:
+        make_self_signed(layout.tls_cert, layout.tls_key, ["localhost", "127.0.0.1", "::1"])
+        created.append(str(layout.tls_cert))
+    layout.mail_dir.mkdir(mode=0o700, exist_ok=True)
+
+    _setup_django()
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+    from django.db import connection
+
+    from bastion.accounts.services import create_admin
+
+    existing_tables = set(connection.introspection.table_names())
+    call_command("migrate", interactive=False, verbosity=0)
+    call_command("createcachetable", verbosity=0)
+    if set(connection.introspection.table_names()) != existing_tables:
+        created.append("metadata database tables")
+
+    admin = None
+    if not get_user_model().objects.filter(is_superuser=True).exists():
+        password = _read_password_file(args.admin_password_file) if args.admin_password_file else None
+        admin = create_admin(args.admin_user, password)
+        created.append(f"administrator {admin.username!r}")
+
+    if not created:
+        print(f"Bastion is already initialised in {layout.root}; nothing changed.")
+        return 0
+    print(f"Initialised Bastion in {layout.root}:")
+    for item in created:
+        print(f"  created {item}")
+    if admin and admin.one_time:
+        if args.one_time_password_file:
+            write_private_file(Path(args.one_time_password_file), admin.password.encode() + b"\n")
+            print(f"\nOne-time password for {admin.username!r} written to {args.one_time_password_file}.")
+        else:
+            print("\n" + "=" * 64)
+            print(f"  Administrator: {admin.username}")
+            print(f"  One-time password: {admin.password}")
+            print("  It is shown only now; you must change it at first sign-in.")
+            print("=" * 64)
+    return 0
+
+
+# --- check --------------------------------------------------------------------------------
+def run_checks() -> bool:
+    """Django's deployment checks plus Bastion's own; True when nothing is wrong."""
+    _setup_django()
+    from django.core.management import call_command
+    from django.core.management.base import SystemCheckError
+
+    try:
+        call_command("check", deploy=True, fail_level="WARNING")
+    except SystemCheckError as exc:
+        print(exc, file=sys.stderr)
+        return False
+    return True
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    if config.load()["dev"]:
+        print(DEV_WARNING, file=sys.stderr)
+    ok = run_checks()
+    print("All checks passed." if ok else "Fix the problems above, then run `bastion check` again.")
+    return 0 if ok else 1
+
+
+# --- serve ------------------------------------------------------------------------------
+def cmd_serve(args: argparse.Namespace) -> int:
+    from bastion.datadir import Layout
+
+    conf = config.load()
+    is_root = hasattr(os, "geteuid") and os.geteuid() == 0
+    if is_root and not args.allow_root:
+        print("Refusing to run as root: a compromise of the server would own the machine. "
+              "Run as an unprivileged user, or pass --allow-root.", file=sys.stderr)
+        return 2
+    if is_root:
+        os.environ["BASTION_ALLOW_ROOT"] = "1"
+        print("WARNING: running as root because --allow-root was given.", file=sys.stderr)
+    layout = Layout(Path(conf["data_dir"]))
+    if not layout.secret_key.exists() and not conf["secret_key"]:
+        print(f"{layout.root} is not initialised: run `bastion init` first.", file=sys.stderr)
+        return 2
+    if conf["dev"]:
+        print(DEV_WARNING, file=sys.stderr)
+        run_checks()
+    elif not run_checks():
+        print("Refusing to start in production mode while `bastion check` fails.", file=sys.stderr)
+        return 1
+
+    host = args.host or conf["host"]
+    port = args.port or conf["port"]
+    cert = args.cert or conf["tls_cert"] or str(layout.tls_cert)
+    key = args.key or conf["tls_key"] or str(layout.tls_key)
+    plain = conf["dev"] and args.plain_http
+    argv = [sys.executable, "-I", "-m", "bastion.server", "--host", host, "--port", str(port),
+            "--workers", str(args.workers or conf["workers"]), "--proxy-count", str(conf["proxy_count"])]
+    if plain:
+        argv.append("--plain-http")
+    else:
+        argv += ["--cert", cert, "--key", key]
+    scheme = "http" if plain else "https"
+    shown = f"[{host}]" if ":" in host else host
+    print(f"Bastion is serving {scheme}://{shown}:{port}/ (stop with Ctrl+C)", flush=True)
+    # Isolated mode (-I) needs a fresh interpreter, so exec one (list args, no shell).
+    os.execv(sys.executable, argv)  # noqa: S606
+    return 0  # pragma: no cover
+
+
+# --- createadmin, audit, config, manage ----------------------------------------------
+def cmd_createadmin(args: argparse.Namespace) -> int:
+    _setup_django()
+    from django.core.exceptions import ValidationError
+    from django.db import IntegrityError
+
+    from bastion.accounts.services import create_admin
+
+    password = _read_password_file(args.password_file) if args.password_file else None
+    try:
+        admin = create_admin(args.username, password)
+    except ValidationError as exc:
+        print("Password refused: " + " ".join(exc.messages), file=sys.stderr)
+        return 1
+    except IntegrityError:
+        print(f"A user named {args.username!r} already exists.", file=sys.stderr)
+        return 1
+    print(f"Created administrator {admin.username!r}.")
+    if admin.one_time:
+        print(f"One-time password (shown once, must be changed at first sign-in): {admin.password}")
+    return 0
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    _setup_django()
+    from bastion.audit.chain import verify_chain
+    from bastion.audit.models import AuditEvent
+
+    report = verify_chain(AuditEvent.objects.order_by("seq").iterator(chunk_size=2000))
+    if report.ok:
+        print(f"Audit chain OK: {report.checked} events verified.")
+        return 0
+    print(f"Audit chain BROKEN at event #{report.broken_seq}: {report.problem} "
+          f"({report.checked} events before it verified).", file=sys.stderr)
+    return 1
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    print(config.markdown_table())
+    return 0
+
+
+def cmd_manage(args: argparse.Namespace) -> int:
+    _setup_django()
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(["bastion manage", *args.arguments])
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bastion", description="Bastion, a security-first SQL web console.")
+    parser.add_argument("--data-dir", help="data directory (default ./var, or BASTION_DATA_DIR)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("init", help="create the data directory, keys, certificate, database and first admin")
+    p.add_argument("--data-dir", dest="data_dir_sub", help=argparse.SUPPRESS)
+    p.add_argument("--admin-user", default="admin")
+    p.add_argument("--admin-password-file", help="file holding the admin's password (else a one-time one)")
+    p.add_argument("--one-time-password-file", help="write the generated one-time password here (mode 0600)")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("serve", help="serve Bastion over HTTPS with a production server")
+    p.add_argument("--data-dir", dest="data_dir_sub", help=argparse.SUPPRESS)
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.add_argument("--cert")
+    p.add_argument("--key")
+    p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--allow-root", action="store_true")
+    p.add_argument("--plain-http", action="store_true", help="development mode only")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("check", help="check the configuration for production (non-zero exit on problems)")
+    p.add_argument("--data-dir", dest="data_dir_sub", help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("createadmin", help="create another administrator")
+    p.add_argument("username")
+    p.add_argument("--password-file")
+    p.set_defaults(func=cmd_createadmin)
+
+    p = sub.add_parser("audit", help="audit log tools")
+    audit_sub = p.add_subparsers(dest="audit_command", required=True)
+    v = audit_sub.add_parser("verify", help="verify the audit hash chain")
+    v.set_defaults(func=cmd_audit_verify)
+
+    p = sub.add_parser("config", help="print the settings table (markdown)")
+    p.set_defaults(func=cmd_config)
+
+    p = sub.add_parser("manage", help="run a Django management command")
+    p.add_argument("arguments", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_manage)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.umask(0o077)  # everything Bastion creates (database, keys, e-mails) is private
+    args = build_parser().parse_args(argv)
+    data_dir = getattr(args, "data_dir_sub", None) or args.data_dir
+    if data_dir:
+        os.environ["BASTION_DATA_DIR"] = data_dir
+    try:
+        return args.func(args)
+    except config.ConfigError as exc:
+        print(f"Configuration error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,160 @@
+"""Where Bastion's settings come from.
+
+Precedence, highest first: environment variables (``BASTION_<NAME>``), the TOML
+file (``BASTION_CONFIG`` or ``<data dir>/bastion.toml``; keys are the lower-case
+names without the prefix), then the defaults below. A secret may also be read
+from a file named by ``BASTION_<NAME>_FILE`` so that it never sits in the
+environment or in the repository.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "BASTION_"
+
+
+class ConfigError(Exception):
+    """A setting has a value Bastion cannot use; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str
+    default: Any
+    kind: type = str
+    help: str = ""
+    secret: bool = False
+
+
+# Every setting Bastion reads. The README table is generated from this list
+# (`bastion config --markdown`), so the documentation cannot drift from the code.
+OPTIONS: tuple[Option, ...] = (
+    Option("data_dir", "./var", str, "Data directory: metadata database, keys, certificate."),
+    Option("dev", False, bool, "Development mode: plain HTTP allowed, loud warnings. Never in production."),
+    Option("debug", False, bool, "Django DEBUG pages (only honoured together with dev)."),
+    Option("allowed_hosts", ["localhost", "127.0.0.1"], list, "Host names Bastion answers to."),
+    Option("site_url", "https://127.0.0.1:8443", str, "Public base URL used in e-mailed links."),
+    Option("secret_key", None, str, "Django SECRET_KEY (default: <data dir>/secret_key).", True),
+    Option("audit_key", None, str, "HMAC key of the audit chain (default: <data dir>/audit_key).", True),
+    Option("encryption_keys", None, str,
+           "Fernet keys for secrets at rest, newest first, comma-separated "
+           "(default: <data dir>/encryption_keys).", True),
+    Option("db_engine", "sqlite", str, "Metadata database: sqlite or postgresql."),
+    Option("db_name", None, str, "Metadata database name (sqlite: file path; default <data dir>/bastion.sqlite3)."),
+    Option("db_host", "127.0.0.1", str, "Metadata database host (postgresql)."),
+    Option("db_port", 5432, int, "Metadata database port (postgresql)."),
+    Option("db_user", "", str, "Metadata database user (postgresql)."),
+    Option("db_password", "", str, "Metadata database password (postgresql).", True),
+    Option("redis_url", "", str,
+           "Redis for cache, sessions and rate-limit counters (default: the metadata database)."),
+    Option("session_idle_timeout", 1800, int, "Seconds of inactivity before a session ends."),
+    Option("session_absolute_timeout", 43200, int, "Seconds after login when a session ends regardless."),
+    Option("login_ip_limit", 5, int, "Failed logins from one IP within the window before refusals."),
+    Option("login_ip_window", 60, int, "Window in seconds for the per-IP failure count."),
+    Option("login_account_ip_limit", 5, int, "Failed logins for one account from one IP within 15 minutes."),
+    Option("login_cooldown", 300, int, "Seconds a clipped IP or account/IP pair is refused."),
+    Option("login_account_delay_after", 10, int,
+           "Failures of one account (any IP) in an hour after which each attempt is slowed."),
+    Option("login_max_delay", 5, int, "Longest slow-down in seconds for a much-attacked account."),
+    Option("hsts_seconds", 31536000, int, "Strict-Transport-Security max-age."),
+    Option("hsts_preload", False, bool, "Ask browsers to preload HSTS (domain owners only)."),
+    Option("proxy_count", 0, int, "Trusted reverse proxies in front of Bastion (for X-Forwarded-For)."),
+    Option("max_request_body_mb", 10, int, "Largest request body Bastion reads into memory."),
+    Option("max_form_fields", 2000, int, "Most form fields accepted in one request."),
+    Option("log_level", "INFO", str, "Log level: DEBUG, INFO, WARNING, ERROR."),
+    Option("host", "127.0.0.1", str, "Address `bastion serve` listens on."),
+    Option("port", 8443, int, "Port `bastion serve` listens on."),
+    Option("tls_cert", None, str, "TLS certificate (default: <data dir>/tls/cert.pem)."),
+    Option("tls_key", None, str, "TLS private key (default: <data dir>/tls/key.pem).", True),
+    Option("workers", 0, int, "Server worker processes (0: from the CPU count)."),
+)
+
+_BY_NAME = {opt.name: opt for opt in OPTIONS}
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _convert(opt: Option, raw: Any, source: str) -> Any:
+    if raw is None:
+        return None
+    if opt.kind is bool:
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise ConfigError(f"{source}: expected yes/no, got {raw!r}")
+    if opt.kind is int:
+        try:
+            return int(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{source}: expected a whole number, got {raw!r}") from None
+    if opt.kind is list:
+        if isinstance(raw, list):
+            return [str(item).strip() for item in raw if str(item).strip()]
+        return [item.strip() for item in str(raw).split(",") if item.strip()]
+    return str(raw)
+
+
+def _read_secret_file(path: str, source: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read {path}: {exc.strerror}") from None
+
+
+def _toml_values(env: dict[str, str]) -> dict[str, Any]:
+    explicit = env.get(ENV_PREFIX + "CONFIG")
+    data_dir = env.get(ENV_PREFIX + "DATA_DIR", _BY_NAME["data_dir"].default)
+    path = Path(explicit) if explicit else Path(data_dir) / "bastion.toml"
+    if not path.exists():
+        if explicit:
+            raise ConfigError(f"BASTION_CONFIG: {path} does not exist")
+        return {}
+    try:
+        values = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    unknown = sorted(set(values) - set(_BY_NAME))
+    if unknown:
+        raise ConfigError(f"{path}: unknown setting(s) {', '.join(unknown)}")
+    return values
+
+
+def load(env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Resolve every option to its value; raises ConfigError naming the bad source."""
+    env = dict(os.environ if env is None else env)
+    file_values = _toml_values(env)
+    values: dict[str, Any] = {}
+    for opt in OPTIONS:
+        var = ENV_PREFIX + opt.name.upper()
+        if var in env:
+            values[opt.name] = _convert(opt, env[var], var)
+        elif var + "_FILE" in env:
+            values[opt.name] = _convert(opt, _read_secret_file(env[var + "_FILE"], var + "_FILE"), var)
+        elif opt.name in file_values:
+            values[opt.name] = _convert(opt, file_values[opt.name], f"config file: {opt.name}")
+        else:
+            values[opt.name] = opt.default
+    values["data_dir"] = str(Path(values["data_dir"]).expanduser().resolve())
+    if values["db_engine"] not in {"sqlite", "postgresql"}:
+        raise ConfigError("BASTION_DB_ENGINE: expected sqlite or postgresql")
+    return values
+
+
+def markdown_table() -> str:
+    """The settings table for the README."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for opt in OPTIONS:
+        default = ",".join(opt.default) if isinstance(opt.default, list) else opt.default
+        default = "" if default is None else str(default)
+        name = f"`{ENV_PREFIX}{opt.name.upper()}`" + (" (or `_FILE`)" if opt.secret else "")
+        rows.append(f"| {name} | `{default}` | {opt.help} |")
+    return "\n".join(rows)

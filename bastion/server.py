@@ -1,0 +1,83 @@
+"""The production server: gunicorn with TLS 1.2+, started by `bastion serve`.
+
+Run as ``python -I -m bastion.server ...`` (isolated mode: no PYTHONPATH, no
+user site-packages, no current directory on sys.path; T44).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import ssl
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+MAX_WORKERS = 8
+
+
+def default_workers() -> int:
+    return min(MAX_WORKERS, (os.cpu_count() or 1) * 2 + 1)
+
+
+def tls12_or_newer(config: Any, default_factory: Any) -> ssl.SSLContext:
+    context = default_factory()
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.options |= ssl.OP_NO_COMPRESSION
+    return context
+
+
+class BastionServer(BaseApplication):
+    def __init__(self, options: dict[str, Any]):
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        from bastion.wsgi import application
+
+        return application
+
+
+def gunicorn_options(args: argparse.Namespace) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "bind": [f"[{args.host}]:{args.port}" if ":" in args.host else f"{args.host}:{args.port}"],
+        "workers": args.workers or default_workers(),
+        # Threads keep a worker responsive while one request waits on a slow
+        # target database or a login slow-down.
+        "worker_class": "gthread",
+        "threads": 4,
+        "timeout": 120,
+        "graceful_timeout": 30,
+        "limit_request_line": 8190,
+        "limit_request_fields": 100,
+        "limit_request_field_size": 8190,
+        "accesslog": None,  # Bastion logs every request itself, as JSON with its request id
+        "errorlog": "-",
+        "proc_name": "bastion",
+        "forwarded_allow_ips": "*" if args.proxy_count else "",
+    }
+    if not args.plain_http:
+        options.update(certfile=args.cert, keyfile=args.key, ssl_context=tls12_or_newer)
+    return options
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="bastion.server")
+    parser.add_argument("--host", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--cert")
+    parser.add_argument("--key")
+    parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument("--proxy-count", type=int, default=0)
+    parser.add_argument("--plain-http", action="store_true")
+    args = parser.parse_args()
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bastion.settings")
+    BastionServer(gunicorn_options(args)).run()
+
+
+if __name__ == "__main__":
+    main()

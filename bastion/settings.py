@@ -1,0 +1,242 @@
+"""Django settings: secure by default, every value overridable through bastion.config.
+
+Production mode is the default. ``BASTION_DEV=1`` relaxes HTTPS for a local
+development server only, and every command says so loudly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from csp.constants import NONE, SELF
+
+from bastion import config
+from bastion.datadir import Layout, read_secret
+from bastion.logs import logging_config
+
+CONF = config.load()
+DATA = Layout(Path(CONF["data_dir"]))
+DEV = CONF["dev"]
+DEBUG = DEV and CONF["debug"]
+BASE_DIR = Path(__file__).resolve().parent
+
+SECRET_KEY = CONF["secret_key"] or read_secret(DATA.secret_key) or ""
+AUDIT_HMAC_KEY = CONF["audit_key"] or read_secret(DATA.audit_key) or ""
+ENCRYPTION_KEYS = [
+    k.strip()
+    for k in (CONF["encryption_keys"] or read_secret(DATA.encryption_keys) or "").split(",")
+    if k.strip()
+]
+SITE_URL = CONF["site_url"].rstrip("/")
+ALLOWED_HOSTS = CONF["allowed_hosts"]
+
+INSTALLED_APPS = [
+    "bastion.web",  # first, so its templates override allauth's
+    "bastion.accounts",
+    "bastion.audit",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "allauth",
+    "allauth.account",
+    "csp",
+]
+
+MIDDLEWARE = [
+    "bastion.web.middleware.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "bastion.web.middleware.SecurityHeadersMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "bastion.audit.middleware.DeniedRequestAuditMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "bastion.accounts.middleware.SessionTimeoutMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "bastion.accounts.middleware.PasswordChangeRequiredMiddleware",
+]
+
+ROOT_URLCONF = "bastion.urls"
+WSGI_APPLICATION = "bastion.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "bastion.web.context_processors.bastion",
+            ],
+        },
+    },
+]
+
+# --- metadata database and shared stores -----------------------------------
+if CONF["db_engine"] == "postgresql":
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": CONF["db_name"] or "bastion",
+            "HOST": CONF["db_host"],
+            "PORT": CONF["db_port"],
+            "USER": CONF["db_user"],
+            "PASSWORD": CONF["db_password"],
+            "CONN_MAX_AGE": 60,
+            "CONN_HEALTH_CHECKS": True,
+        }
+    }
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": CONF["db_name"] or str(DATA.database),
+            "OPTIONS": {
+                # Writers queue instead of failing with "database is locked"; the
+                # audit chain relies on IMMEDIATE to serialise its appends.
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 20,
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
+        }
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+if CONF["redis_url"]:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                          "LOCATION": CONF["redis_url"]}}
+    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache",
+                          "LOCATION": "bastion_cache"}}
+    SESSION_ENGINE = "django.contrib.sessions.backends.db"
+
+# --- accounts and passwords (T11, T13) --------------------------------------
+AUTH_USER_MODEL = "accounts.User"
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    # Verify-and-upgrade only: a hash made by any of these is rehashed with
+    # Argon2id at the user's next login.
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+     "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+AUTHENTICATION_BACKENDS = [
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+LOGIN_URL = "account_login"
+LOGIN_REDIRECT_URL = "home"
+
+ACCOUNT_ADAPTER = "bastion.accounts.adapter.AccountAdapter"
+ACCOUNT_LOGIN_METHODS = {"username"}
+ACCOUNT_SIGNUP_FIELDS = ["username*", "email", "password1*", "password2*"]
+ACCOUNT_EMAIL_VERIFICATION = "none"
+ACCOUNT_PREVENT_ENUMERATION = True
+ACCOUNT_LOGOUT_ON_GET = False
+ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
+ACCOUNT_SESSION_REMEMBER = False
+ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https"
+# Failed logins are clipped by bastion.accounts.throttle (per IP, per account
+# and IP, and a growing delay per account) instead of allauth's per-account
+# hard lock, which would hand attackers a way to lock anybody out (T14).
+ACCOUNT_RATE_LIMITS = {"login_failed": None}
+
+# --- sessions (T08, T09, T10) -------------------------------------------------
+SESSION_IDLE_TIMEOUT = CONF["session_idle_timeout"]
+SESSION_ABSOLUTE_TIMEOUT = CONF["session_absolute_timeout"]
+SESSION_COOKIE_AGE = SESSION_ABSOLUTE_TIMEOUT
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_SERIALIZER = "django.contrib.sessions.serializers.JSONSerializer"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SECURE = not DEV
+CSRF_COOKIE_SECURE = not DEV
+CSRF_COOKIE_HTTPONLY = True
+CSRF_COOKIE_SAMESITE = "Lax"
+# The __Host- prefix makes browsers refuse the cookie unless it is Secure,
+# host-only and path=/, so a sibling subdomain cannot plant or shadow it.
+SESSION_COOKIE_NAME = "bastion_session" if DEV else "__Host-bastion_session"
+CSRF_COOKIE_NAME = "bastion_csrf" if DEV else "__Host-bastion_csrf"
+CSRF_FAILURE_VIEW = "bastion.web.errors.csrf_failure"
+
+# --- login clipping levels (T14) ---------------------------------------------
+LOGIN_IP_LIMIT = CONF["login_ip_limit"]
+LOGIN_IP_WINDOW = CONF["login_ip_window"]
+LOGIN_ACCOUNT_IP_LIMIT = CONF["login_account_ip_limit"]
+LOGIN_ACCOUNT_IP_WINDOW = 900
+LOGIN_COOLDOWN = CONF["login_cooldown"]
+LOGIN_ACCOUNT_DELAY_AFTER = CONF["login_account_delay_after"]
+LOGIN_ACCOUNT_WINDOW = 3600
+LOGIN_MAX_DELAY = CONF["login_max_delay"]
+PROXY_COUNT = CONF["proxy_count"]
+
+# --- transport and headers (T05, T07, T18, T29) -------------------------------
+SECURE_SSL_REDIRECT = not DEV
+SECURE_HSTS_SECONDS = 0 if DEV else CONF["hsts_seconds"]
+SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+SECURE_HSTS_PRELOAD = CONF["hsts_preload"]
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+if PROXY_COUNT:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Preloading is a promise only the owner of a domain can make; it is opt-in.
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+
+CSP_REPORT_PATH = "/csp-report/"
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+        "report-uri": [CSP_REPORT_PATH],
+        **({} if DEV else {"upgrade-insecure-requests": True}),
+    },
+}
+
+# --- request limits (T28) -------------------------------------------------------
+DATA_UPLOAD_MAX_MEMORY_SIZE = CONF["max_request_body_mb"] * 1024 * 1024
+DATA_UPLOAD_MAX_NUMBER_FIELDS = CONF["max_form_fields"]
+DATA_UPLOAD_MAX_NUMBER_FILES = 20
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+
+# --- static files, e-mail, i18n -----------------------------------------------------
+STATIC_URL = "/static/"
+STATIC_ROOT = str(DATA.root / "static")
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = False
+
+EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+EMAIL_FILE_PATH = str(DATA.mail_dir)
+DEFAULT_FROM_EMAIL = "bastion@localhost"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+LOGGING = logging_config(CONF["log_level"])

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import json
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_safe, require_POST
+
+from bastion.logs import get_logger
+from bastion.web.net import client_ip
+
+log = get_logger("bastion.csp")
+
+CSP_REPORT_MAX_BYTES = 16 * 1024
+
+
+@require_safe
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    """Permission: any signed-in user. Lists the databases they may see."""
+    return render(request, "web/home.html")
+
+
+# Browsers send CSP reports without cookies' CSRF token; the view reads no
+# session, changes no state and only writes a bounded log line, so it is the
+# one view that is exempt.
+@csrf_exempt
+@require_POST
+def csp_report(request: HttpRequest) -> HttpResponse:
+    """Permission: none (browsers post here). Logs a CSP violation report (T05, T36)."""
+    body = request.body[:CSP_REPORT_MAX_BYTES]
+    try:
+        report = json.loads(body or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        report = {"unparsed": body.decode("utf-8", "replace")}
+    violation = report.get("csp-report", report) if isinstance(report, dict) else {"report": report}
+    log.warning("csp_violation", ip=client_ip(request), report=violation)
+    return HttpResponse(status=204)
