@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+STRONG_PASSWORD = "correct-Horse-battery-9"
+
+
+@pytest.fixture
+def client() -> Client:
+    """Django's test client speaking HTTPS, as every real client of Bastion does."""
+    return Client(secure=True)
+
+
+@pytest.fixture
+def make_user(db):
+    def make(username: str = "alice", password: str = STRONG_PASSWORD, **extra):
+        return get_user_model().objects.create_user(username=username, password=password, **extra)
+    return make
+
+
+@pytest.fixture
+def user(make_user):
+    return make_user()
+
+
+@pytest.fixture
+def admin(db):
+    from bastion.accounts.services import create_admin
+
+    create_admin("root-admin", STRONG_PASSWORD)
+    return get_user_model().objects.get(username="root-admin")
+
+
+def login(client: Client, username: str, password: str = STRONG_PASSWORD, **extra):
+    return client.post("/accounts/login/", {"login": username, "password": password}, **extra)
+
+
+@pytest.fixture
+def logged_in(client, user) -> Client:
+    response = login(client, user.username)
+    assert response.status_code == 302, response.content[:500]
+    return client
+
+
+def in_ci() -> bool:
+    return bool(os.environ.get("CI"))
