@@ -55,9 +55,9 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "bastion.accounts.middleware.SessionTimeoutMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "bastion.accounts.middleware.SessionTimeoutMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "bastion.accounts.middleware.PasswordChangeRequiredMiddleware",
 ]
@@ -226,7 +226,6 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 
 # --- static files, e-mail, i18n -----------------------------------------------------
 STATIC_URL = "/static/"
-STATIC_ROOT = str(DATA.root / "static")
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = False
 

@@ -9,10 +9,16 @@ from django.test import Client
 STRONG_PASSWORD = "correct-Horse-battery-9"
 
 
+class HttpsClient(Client):
+    """Django's test client speaking HTTPS, as every real client of Bastion does."""
+
+    def generic(self, *args, secure: bool = True, **kwargs):
+        return super().generic(*args, secure=True, **kwargs)
+
+
 @pytest.fixture
 def client() -> Client:
-    """Django's test client speaking HTTPS, as every real client of Bastion does."""
-    return Client(secure=True)
+    return HttpsClient()
 
 
 @pytest.fixture
