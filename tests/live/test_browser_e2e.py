@@ -29,7 +29,8 @@ def snap(page: Page, name: str) -> None:
     if os.environ.get("BASTION_SCREENSHOTS") != "1":
         return
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    shots = (("desktop", DESKTOP, "light"), ("desktop-dark", DESKTOP, "dark"), ("phone", PHONE, "light"))
+    shots = (("desktop", DESKTOP, "light"), ("desktop-dark", DESKTOP, "dark"),
+             ("phone", PHONE, "light"))
     for label, size, scheme in shots:
         page.set_viewport_size(size)
         page.emulate_media(color_scheme=scheme)
@@ -39,13 +40,20 @@ def snap(page: Page, name: str) -> None:
 
 
 def sign_in(page: Page, username: str, password: str) -> None:
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(password)
+    page.locator("input[name=login]").fill(username)
+    page.locator("input[name=password]").fill(password)
     page.get_by_role("button", name="Sign in").click()
 
 
+def open_user_menu(page: Page) -> None:
+    menu = page.locator("details.usermenu")
+    if menu.get_attribute("open") is None:
+        menu.locator("summary").click()
+    expect(menu.get_by_role("button", name="Log out")).to_be_visible()
+
+
 def log_out(page: Page) -> None:
-    page.locator("details.usermenu > summary").click()
+    open_user_menu(page)
     page.get_by_role("button", name="Log out").click()
     expect(page).to_have_url(LOGIN_PAGE)
 
@@ -66,9 +74,9 @@ def test_T05_first_login_change_password_logout_no_csp_violations(
     expect(page).to_have_url(live.url("/accounts/password/change/"))
     snap(page, "password-change")
 
-    page.get_by_label("Current Password").fill(live.one_time_password)
-    page.get_by_label("New Password", exact=True).fill(NEW_PASSWORD)
-    page.get_by_label("New Password (again)").fill(NEW_PASSWORD)
+    page.locator("input[name=oldpassword]").fill(live.one_time_password)
+    page.locator("input[name=password1]").fill(NEW_PASSWORD)
+    page.locator("input[name=password2]").fill(NEW_PASSWORD)
     page.locator("main form").get_by_role("button", name="Change Password").click()
     expect(page.locator("ul.messages")).to_contain_text("Password successfully changed")
 
@@ -84,8 +92,7 @@ def test_T05_first_login_change_password_logout_no_csp_violations(
     expect(events).to_contain_text("password.changed")
     snap(page, "audit-log")
 
-    page.locator("details.usermenu > summary").click()
-    expect(page.get_by_role("button", name="Log out")).to_be_visible()
+    open_user_menu(page)
     snap(page, "user-menu")
     log_out(page)
     page.goto(live.url("/audit/"))
