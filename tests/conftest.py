@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import io
+import logging
+import logging.config
 import os
 
 import pytest
@@ -50,6 +53,22 @@ def logged_in(client, user) -> Client:
     response = login(client, user.username)
     assert response.status_code == 302, response.content[:500]
     return client
+
+
+@pytest.fixture
+def json_lines():
+    """Lines the project's JSON log formatter writes during the test, as a callable."""
+    from bastion.logs import logging_config
+
+    config = logging_config("INFO")
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.config.DictConfigurator(config).configure_formatter(
+        config["formatters"]["json"]))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    yield lambda: [line for line in stream.getvalue().split("\n") if line]
+    root.removeHandler(handler)
 
 
 def in_ci() -> bool:

@@ -25,7 +25,7 @@ def reachable(name: str, timeout: float = 1.0) -> bool:
 
 def vulnerability_service_reachable(timeout: float = 5.0) -> bool:
     try:
-        with urllib.request.urlopen(VULNERABILITY_SERVICE, timeout=timeout) as response:  # noqa: S310
+        with urllib.request.urlopen(VULNERABILITY_SERVICE, timeout=timeout) as response:
             return response.status == 200
     except OSError:
         return False

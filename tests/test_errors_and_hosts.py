@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import io
-import logging
-import logging.config
-
 import pytest
 from django.contrib.auth import get_user_model
 
@@ -24,22 +20,8 @@ def crashing_site(settings):
     return HttpsClient(raise_request_exception=False)
 
 
-@pytest.fixture
-def json_log():
-    from bastion.settings import LOGGING
-
-    formatter = logging.config.DictConfigurator(LOGGING).configure_formatter(LOGGING["formatters"]["json"])
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(formatter)
-    root = logging.getLogger()
-    root.addHandler(handler)
-    yield stream
-    root.removeHandler(handler)
-
-
 @pytest.mark.parametrize("path", ["/crash/", "/crash/db/"])
-def test_T32_server_error_shows_correlation_id_and_no_details(crashing_site, path, json_log):
+def test_T32_server_error_shows_correlation_id_and_no_details(crashing_site, path, json_lines):
     response = crashing_site.get(path)
     body = response.content.decode()
     assert response.status_code == 500
@@ -48,7 +30,7 @@ def test_T32_server_error_shows_correlation_id_and_no_details(crashing_site, pat
         assert leak not in body, leak
     request_id = response["X-Request-ID"]
     assert request_id in body
-    logged = json_log.getvalue()
+    logged = "\n".join(json_lines())
     assert request_id in logged and "Traceback" in logged
 
 
