@@ -17,7 +17,7 @@ from django.contrib.sessions.backends.db import SessionStore
 from bastion.accounts import throttle
 from bastion.accounts.middleware import SEEN, STARTED
 from bastion.audit.models import AuditEvent
-from tests.conftest import STRONG_PASSWORD, HttpsClient, login
+from tests.conftest import STRONG_PASSWORD, HttpsClient, in_ci, login
 
 pytestmark = pytest.mark.django_db
 NEW_PASSWORD = "another-Strong-passw0rd"
@@ -366,3 +366,26 @@ def test_T33_login_logout_and_password_change_are_audited(client, user):
     assert actions() == ["login.failed", "login.success", "password.changed", "logout"]
     success = AuditEvent.objects.get(action="login.success")
     assert success.actor == "alice" and success.ip == "127.0.0.1" and success.auth_method == "session"
+
+
+@pytest.mark.redis
+def test_T14_clipping_works_with_redis_as_the_shared_store(client, user, settings):
+    from django.core.cache import caches
+
+    from tests.services import reachable
+
+    if not reachable("redis"):
+        if in_ci():
+            pytest.fail("Redis is not running on 127.0.0.1:6379")
+        pytest.skip("Redis is not running on 127.0.0.1:6379")
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                   "LOCATION": "redis://127.0.0.1:6379/15"}}
+    assert type(caches["default"]).__name__ == "RedisCache"
+    caches["default"].clear()
+    try:
+        for _ in range(5):
+            login(client, user.username, "wrong-password-xx", **ATTACKER)
+        assert login(client, user.username, **ATTACKER).status_code == 429
+        assert login(HttpsClient(), user.username, **OTHER_IP).status_code == 302
+    finally:
+        caches["default"].clear()
