@@ -31,9 +31,10 @@ $(VENV)/.dev-installed: $(VENV)/.base-installed requirements/dev.lock
 	$(PIP_INSTALL) -r requirements/dev.lock
 	@touch $@
 
+# Idempotent: creates what is missing (first run), applies new migrations
+# after an upgrade, and otherwise changes nothing.
 init: $(VENV)/.base-installed
-	@if [ -f "$(DATA_DIR)/secret_key" ]; then echo "Using the existing data directory $(DATA_DIR)."; \
-	else $(BIN)/bastion --data-dir "$(DATA_DIR)" init; fi
+	$(BIN)/bastion --data-dir "$(DATA_DIR)" init
 
 run: init
 	$(BIN)/bastion --data-dir "$(DATA_DIR)" serve $(ALLOW_ROOT)

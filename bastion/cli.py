@@ -44,14 +44,16 @@ def cmd_init(args: argparse.Namespace) -> int:
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
     from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
 
     from bastion.accounts.services import create_admin
 
-    existing_tables = set(connection.introspection.table_names())
+    executor = MigrationExecutor(connection)
+    pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
     call_command("migrate", interactive=False, verbosity=0)
     call_command("createcachetable", verbosity=0)
-    if set(connection.introspection.table_names()) != existing_tables:
-        created.append("metadata database tables")
+    if pending:
+        created.append(f"metadata database ({len(pending)} migrations applied)")
 
     admin = None
     if not get_user_model().objects.filter(is_superuser=True).exists():

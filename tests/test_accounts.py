@@ -365,7 +365,7 @@ def test_T33_login_logout_and_password_change_are_audited(client, user):
     client.post("/accounts/logout/")
     assert actions() == ["login.failed", "login.success", "password.changed", "logout"]
     success = AuditEvent.objects.get(action="login.success")
-    assert success.actor == "alice" and success.ip == "127.0.0.1" and success.auth_method == "session"
+    assert success.actor == "alice" and success.ip == "127.0.0.1" and success.auth_method == "password"
 
 
 @pytest.mark.redis

@@ -55,7 +55,7 @@ class AccountAdapter(DefaultAccountAdapter):
         ip = client_ip(request)
         crossed = throttle.record_failure(ip, username)
         record("login.failed", request=request, outcome=Outcome.FAILURE, target=username[:150],
-               details={"username": username[:150]})
+               details={"username": username[:150]}, auth_method="password")
         for level in crossed:
             record("login.clipped", request=request, outcome=Outcome.DENIED, target=username[:150],
                    details={"level": level, "username": username[:150]})

@@ -17,7 +17,7 @@ def on_login(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
     if request is None:
         return
     stamp_new_session(request)
-    record("login.success", request=request, actor=user, target=user.get_username())
+    record("login.success", request=request, actor=user, target=user.get_username(), auth_method="password")
 
 
 @receiver(user_logged_out)

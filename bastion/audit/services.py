@@ -36,6 +36,12 @@ def _lock_chain() -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_PG_CHAIN_LOCK])
 
 
+def _auth_method(request: HttpRequest | None, known: bool) -> str:
+    if request is None:
+        return "cli"
+    return "session" if known else ""
+
+
 def _who(request: HttpRequest | None, actor: Any) -> dict[str, Any]:
     user = actor if actor is not None else getattr(request, "user", None)
     known = user is not None and getattr(user, "is_authenticated", False)
@@ -44,7 +50,7 @@ def _who(request: HttpRequest | None, actor: Any) -> dict[str, Any]:
         "actor": user.get_username() if known else "",
         "ip": client_ip(request) if request is not None else "",
         "user_agent": user_agent(request) if request is not None else "",
-        "auth_method": "session" if known and request is not None else ("cli" if request is None else ""),
+        "auth_method": _auth_method(request, known),
         "request_id": getattr(request, "request_id", "") if request is not None else "",
     }
 
@@ -59,8 +65,13 @@ def record(
     details: dict[str, Any] | None = None,
     before: Any = None,
     after: Any = None,
+    auth_method: str | None = None,
 ) -> AuditEvent:
-    """Append one event to the chain and emit it on the ``bastion.audit`` log."""
+    """Append one event to the chain and emit it on the ``bastion.audit`` log.
+
+    ``auth_method`` defaults to how the request was authenticated ("session",
+    "cli" outside a request); sign-in events pass the factor used ("password").
+    """
     fields: dict[str, Any] = {
         **_who(request, actor),
         "created_at": timezone.now(),
@@ -71,6 +82,8 @@ def record(
         "before": _plain(before),
         "after": _plain(after),
     }
+    if auth_method is not None:
+        fields["auth_method"] = auth_method
     with transaction.atomic():
         _lock_chain()
         last = AuditEvent.objects.order_by("-seq").values("seq", "hash").first()
