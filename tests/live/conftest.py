@@ -50,12 +50,9 @@ class LiveBastion:
     def url(self, path: str) -> str:
         return self.base_url + path
 
-    def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        """Run `bastion ARGS` against this server's data directory."""
-        return subprocess.run(
-            [str(BASTION), "--data-dir", str(self.data_dir), *args], env=self.env, input=stdin,
-            capture_output=True, text=True, timeout=COMMAND_TIMEOUT, check=True,
-        )
+    def cli(self, *args: str) -> str:
+        """Run `bastion ARGS` against this server's data directory; its output."""
+        return run_cli(self.data_dir, self.env, *args)
 
     def create_admin(self, username: str, password: str) -> None:
         """Another administrator with a known (not one-time) password, for independent tests."""
@@ -66,8 +63,15 @@ class LiveBastion:
         finally:
             password_file.unlink()
 
-    def server_log(self) -> str:
-        return self.log_file.read_text(encoding="utf-8", errors="replace")
+
+def run_cli(data_dir: Path, env: dict[str, str], *args: str) -> str:
+    """Run `bastion --data-dir DATA_DIR ARGS`; fails the test with its output if it fails."""
+    result = subprocess.run([str(BASTION), "--data-dir", str(data_dir), *args], env=env,
+                            capture_output=True, text=True, timeout=COMMAND_TIMEOUT, check=False)
+    if result.returncode != 0:
+        pytest.fail(f"bastion {' '.join(args)} exited with {result.returncode}:\n"
+                    f"{result.stdout}{result.stderr}")
+    return result.stdout
 
 
 def _clean_env(data_dir: Path) -> dict[str, str]:
@@ -117,12 +121,11 @@ def live_bastion(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveBasti
     data_dir = root / "data"
     otp_file = root / "one-time-password"
     env = _clean_env(data_dir)
-    bastion = [str(BASTION), "--data-dir", str(data_dir)]
-    subprocess.run([*bastion, "init", "--one-time-password-file", str(otp_file)],
-                   env=env, check=True, capture_output=True, timeout=COMMAND_TIMEOUT)
+    run_cli(data_dir, env, "init", "--one-time-password-file", str(otp_file))
     port = _free_port()
     log_file = root / "server.log"
-    argv = [*bastion, "serve", "--port", str(port), "--workers", "2"]
+    argv = [str(BASTION), "--data-dir", str(data_dir), "serve", "--port", str(port),
+            "--workers", "2"]
     if os.geteuid() == 0:
         argv.append("--allow-root")
     with log_file.open("wb") as log:
