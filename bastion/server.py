@@ -58,6 +58,9 @@ def gunicorn_options(args: argparse.Namespace) -> dict[str, Any]:
         "accesslog": None,  # Bastion logs every request itself, as JSON with its request id
         "errorlog": "-",
         "proc_name": "bastion",
+        # gunicorn's control socket lives in $HOME, shared by every server of
+        # the account; Bastion does not use it.
+        "control_socket_disable": True,
         "forwarded_allow_ips": "*" if args.proxy_count else "",
     }
     if not args.plain_http:

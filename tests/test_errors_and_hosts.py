@@ -140,3 +140,19 @@ def test_T28_server_limits_header_sizes():
     assert options["limit_request_fields"] <= 100
     assert options["limit_request_field_size"] <= 8190
     assert options["timeout"] <= 300
+
+
+def test_T29_server_tls_context_refuses_below_tls_1_2():
+    """Unit proof: the system OpenSSL may refuse old TLS anyway, so the live test alone cannot tell."""
+    import ssl
+
+    from bastion.server import tls12_or_newer
+
+    def permissive_factory() -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+        return context
+
+    context = tls12_or_newer(None, permissive_factory)
+    assert context.minimum_version >= ssl.TLSVersion.TLSv1_2
+    assert context.options & ssl.OP_NO_COMPRESSION

@@ -37,6 +37,9 @@ class AccountAdapter(DefaultAccountAdapter):
             url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
         )
 
+    def get_password_change_redirect_url(self, request: HttpRequest) -> str:
+        return reverse("home")
+
     def get_reset_password_from_key_url(self, key: str) -> str:
         # Built from configuration, never from the Host header (T17, T18).
         path = reverse("account_reset_password_from_key", kwargs={"uidb36": "UID", "key": "KEY"})
