@@ -29,8 +29,8 @@ def reachable(name: str, timeout: float = 1.0) -> bool:
 def vulnerability_service_reachable(timeout: float = 5.0) -> bool:
     try:
         with urllib.request.urlopen(VULNERABILITY_SERVICE, timeout=timeout) as response:
-            return response.status == 200
-    except OSError:
+            return "vulnerabilities" in json.load(response)
+    except (OSError, ValueError):
         return False
 
 
