@@ -34,6 +34,8 @@ INSTALLED_APPS = [
     "bastion.web",  # first, so its templates override allauth's
     "bastion.accounts",
     "bastion.audit",
+    "bastion.connections",
+    "bastion.access",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
