@@ -72,6 +72,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("tls_cert", None, str, "TLS certificate (default: <data dir>/tls/cert.pem)."),
     Option("tls_key", None, str, "TLS private key (default: <data dir>/tls/key.pem).", True),
     Option("workers", 0, int, "Server worker processes (0: from the CPU count)."),
+    Option("sqlite_roots", [], list,
+           "Directories SQLite databases may be registered from (default: <data dir>/databases)."),
+    Option("target_hosts_allowed", [], list,
+           "Host names or networks (CIDR) target databases may be on; empty: any host except "
+           "link-local and cloud-metadata addresses, which are always refused."),
 )
 
 _BY_NAME = {opt.name: opt for opt in OPTIONS}

@@ -122,6 +122,10 @@ else:
                           "LOCATION": "bastion_cache"}}
     SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
+# --- target databases (T22, T23) ------------------------------------------------
+SQLITE_ROOTS = [Path(p).expanduser().resolve() for p in CONF["sqlite_roots"]] or [DATA.root / "databases"]
+TARGET_HOSTS_ALLOWED = CONF["target_hosts_allowed"]
+
 # --- accounts and passwords (T11, T13) --------------------------------------
 AUTH_USER_MODEL = "accounts.User"
 PASSWORD_HASHERS = [
