@@ -6,3 +6,10 @@ class AccessConfig(AppConfig):
 
     name = "bastion.access"
     label = "access"
+
+    def ready(self) -> None:
+        from django.db.models.signals import post_migrate
+
+        from bastion.access.roles import ensure_builtin_roles
+
+        post_migrate.connect(ensure_builtin_roles, sender=self, dispatch_uid="bastion.access.builtin_roles")
