@@ -7,6 +7,11 @@ and removed only through bastion.access.roles (audited); nothing else writes the
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
@@ -53,8 +58,53 @@ class MaskRule(models.TextChoices):
     FIXED = "fixed", "Fixed (****)"
 
 
+_audited_write: ContextVar[bool] = ContextVar("bastion_grant_write", default=False)
+
+
+class GrantWriteRefused(RuntimeError):
+    """A grant was about to change outside bastion.access.roles, i.e. without an audit event."""
+
+
+@contextmanager
+def audited_grant_write() -> Iterator[None]:
+    """Opened only by the services in bastion.access.roles, around the change and its audit event."""
+    token = _audited_write.set(True)
+    try:
+        yield
+    finally:
+        _audited_write.reset(token)
+
+
+def _refuse_unaudited() -> None:
+    if not _audited_write.get():
+        raise GrantWriteRefused("grants change only through bastion.access.roles, which audits every change")
+
+
+class GrantQuerySet(models.QuerySet):
+    def update(self, **kwargs: Any) -> int:
+        _refuse_unaudited()
+        return super().update(**kwargs)
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        _refuse_unaudited()
+        return super().delete()
+
+    def bulk_create(self, *args: Any, **kwargs: Any) -> list[Grant]:
+        _refuse_unaudited()
+        return super().bulk_create(*args, **kwargs)
+
+    def bulk_update(self, *args: Any, **kwargs: Any) -> int:
+        _refuse_unaudited()
+        return super().bulk_update(*args, **kwargs)
+
+
 class Grant(models.Model):
-    """One action for one role on one scope: every connection, a connection, schema, table or column."""
+    """One action for one role on one scope: every connection, a connection, schema, table or column.
+
+    Saving or deleting one outside audited_grant_write() raises GrantWriteRefused.
+    (Deleting its role or connection removes it by cascade: the service that
+    deletes those audits the removal.)
+    """
 
     role = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="grants")
     action = models.CharField(max_length=16, choices=Action.choices)
@@ -68,6 +118,8 @@ class Grant(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
+
+    objects = GrantQuerySet.as_manager()
 
     class Meta:
         ordering = ["role__name", "action", "connection__name", "schema", "table", "column"]
@@ -84,6 +136,14 @@ class Grant(models.Model):
 
     def __str__(self) -> str:
         return f"{self.role.name}: {self.action} on {self.scope_label()}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        _refuse_unaudited()
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        _refuse_unaudited()
+        return super().delete(*args, **kwargs)
 
     def scope_label(self) -> str:
         if self.connection_id is None:

@@ -21,7 +21,15 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import DEFAULT_DB_ALIAS, transaction
 from django.http import HttpRequest
 
-from bastion.access.models import ADMIN_ROLE, Action, ColumnMode, Grant, MaskRule, RoleOptions
+from bastion.access.models import (
+    ADMIN_ROLE,
+    Action,
+    ColumnMode,
+    Grant,
+    MaskRule,
+    RoleOptions,
+    audited_grant_write,
+)
 from bastion.access.policy import check, forget_grants
 from bastion.audit.services import record
 from bastion.connections.models import Connection
@@ -58,9 +66,10 @@ def ensure_builtin_roles(using: str = DEFAULT_DB_ALIAS, **kwargs: Any) -> None:
     for name in BUILTIN_ROLES:
         role, _ = Group.objects.using(using).get_or_create(name=name)
         RoleOptions.objects.using(using).get_or_create(role=role, defaults={"description": DESCRIPTIONS[name]})
-        for action in FIXED_GRANTS.get(name, ()):
-            Grant.objects.using(using).get_or_create(role=role, action=action, connection=None,
-                                                     schema="", table="", column="")
+        with audited_grant_write():  # set-up, see above
+            for action in FIXED_GRANTS.get(name, ()):
+                Grant.objects.using(using).get_or_create(role=role, action=action, connection=None,
+                                                         schema="", table="", column="")
 
 
 # --- authorisation and audit helpers --------------------------------------------
@@ -112,7 +121,7 @@ def add_grant(actor: Any, request: HttpRequest | None, role: Group, action: Acti
     """Give ``role`` ``action`` on a scope. Audited as grant.added."""
     actor = _authorise(actor, request)
     grant = build_grant(role, action, connection, schema, table, column, column_mode, mask_rule, created_by=actor)
-    with transaction.atomic():
+    with transaction.atomic(), audited_grant_write():
         grant.save()
         record("grant.added", request=request, actor=actor, target=role.name, details=_grant_details(grant))
     return grant
@@ -123,7 +132,7 @@ def remove_grant(actor: Any, request: HttpRequest | None, grant: Grant) -> None:
     actor = _authorise(actor, request)
     _refuse_fixed(grant.role)
     details = _grant_details(grant)
-    with transaction.atomic():
+    with transaction.atomic(), audited_grant_write():
         grant.delete()
         record("grant.removed", request=request, actor=actor, target=details["role"], details=details)
 
@@ -143,7 +152,7 @@ def grant_template(actor: Any, request: HttpRequest | None, role: Group, connect
                    .values_list("action", flat=True))
     grants = [build_grant(role, action, connection, created_by=actor)
               for action in TEMPLATES[name] if action not in existing]
-    with transaction.atomic():
+    with transaction.atomic(), audited_grant_write():
         for grant in grants:
             grant.save()
         record("grant.template_applied", request=request, actor=actor, target=role.name,
@@ -213,7 +222,7 @@ def delete_role(actor: Any, request: HttpRequest | None, role: Group) -> None:
     details = {**_role_details(role),
                "members": sorted(role.user_set.values_list("username", flat=True)),
                "grants": [str(g) for g in role.grants.select_related("connection")]}
-    with transaction.atomic():
+    with transaction.atomic(), audited_grant_write():
         role.delete()
         record("role.deleted", request=request, actor=actor, target=details["role"], details=details)
 
