@@ -144,5 +144,5 @@ def vet_host(host: str, port: int | None = None) -> list[IPAddress]:
         names, networks = _parse_allowlist(entries)
         in_networks = all(any(a.version == n.version and a in n for n in networks) for a in addresses)
         if not (_name_allowed(host, names) or in_networks):
-            raise TargetRefused(f"{host} is not in the allowed target hosts (setting target_host_allowlist).")
+            raise TargetRefused(f"{host} is not in the allowed target hosts (setting target_hosts_allowed).")
     return addresses
