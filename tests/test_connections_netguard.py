@@ -17,7 +17,7 @@ ALWAYS_REFUSED = [
     "100.100.100.200",  # Alibaba metadata
     "169.254.10.20",  # link-local
     "fe80::1",
-    "0.0.0.0",  # "this host" on Linux
+    "0.0.0.0",  # noqa: S104 - "this host" on Linux, which is the point
     "::",
     "224.0.0.1",
     "ff02::1",

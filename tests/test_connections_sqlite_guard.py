@@ -145,6 +145,20 @@ def test_T22_reading_pragmas_queries_and_schema_changes_still_work(engine):
         conn.execute(text("DROP TABLE notes"))
 
 
+def test_T22_a_file_cannot_call_application_functions_from_its_own_schema(root):
+    # trusted_schema=OFF: views and triggers inside a registered file may not run
+    # functions Bastion's connection adds (here SQLAlchemy's REGEXP).
+    path = make_db(root / "booby.db")
+    with sqlite3.connect(path) as raw:
+        raw.execute("CREATE VIEW trap AS SELECT name FROM people WHERE name REGEXP 'a'")
+    engine = build_engine(Connection(name="t", engine="sqlite", sqlite_path=str(path)))
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT 'ada' REGEXP 'a'")).scalar_one() == 1  # fine when typed directly
+        with pytest.raises(sa_exc.DBAPIError, match="unsafe use of"):
+            conn.execute(text("SELECT * FROM trap"))
+    engine.dispose()
+
+
 def test_T22_foreign_keys_are_enforced(engine):
     with engine.connect() as conn, pytest.raises(sa_exc.IntegrityError):
         conn.execute(text("INSERT INTO pets (owner_id, name) VALUES (99, 'stray')"))

@@ -179,6 +179,9 @@ def test_connection(connection: Connection, *, password: str | None = None) -> T
         engine.dispose()
 
 
+test_connection.__test__ = False  # type: ignore[attr-defined]  # a service, though pytest would collect the name
+
+
 def _failed(connection: Connection, exc: BaseException, secrets: list[str]) -> TestResult:
     message = safe_message(exc, secrets)
     log.info("connection.test_failed", connection=connection.name, error=message, error_type=type(exc).__name__)
