@@ -169,9 +169,9 @@ def test_T20_public_view_needs_nobody(client):
 def test_T20_signed_in_without_grants_gets_403_and_the_view_never_runs(client, nobody, shop):
     as_user(client, nobody)
     assert client.get("/t/home/").status_code == 200
-    for path in (f"/t/{shop.pk}/orders/", "/t/manage/", "/t/audit/", "/t/nothing/"):
-        response = client.get(path)
-        assert response.status_code == 403, path
+    for url in (f"/t/{shop.pk}/orders/", "/t/manage/", "/t/audit/", "/t/nothing/"):
+        response = client.get(url)
+        assert response.status_code == 403, url
         assert b"You do not have permission" in response.content
     assert client.post(f"/t/{shop.pk}/orders/delete/").status_code == 403
     assert CALLS == []
@@ -193,8 +193,8 @@ def test_T20_admin_role_passes_every_declaration(client, shop):
     admin = User.objects.create_user("boss", password=None)
     admin.groups.add(Group.objects.get(name=ADMIN))
     as_user(client, admin)
-    for path in (f"/t/{shop.pk}/orders/", "/t/manage/", "/t/audit/", "/t/nothing/", "/t/home/"):
-        assert client.get(path).status_code == 200, path
+    for url in (f"/t/{shop.pk}/orders/", "/t/manage/", "/t/audit/", "/t/nothing/", "/t/home/"):
+        assert client.get(url).status_code == 200, url
     assert client.post(f"/t/{shop.pk}/orders/delete/").status_code == 200
 
 
