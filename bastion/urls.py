@@ -10,6 +10,7 @@ urlpatterns = [
     path("accounts/login/", account_views.login, name="account_login"),
     path("accounts/", include("allauth.urls")),
     path("audit/", include("bastion.audit.urls")),
+    path("admin/users/", include("bastion.accounts.urls")),
 ]
 
 handler400 = "bastion.web.errors.bad_request"
