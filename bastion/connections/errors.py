@@ -40,6 +40,9 @@ def _upstream_text(exc: BaseException) -> str:
     if isinstance(exc, sa_exc.DBAPIError) and exc.orig is not None:
         # str(DBAPIError) carries the SQL, its parameters and a link to SQLAlchemy's
         # docs; the driver's own text is what the administrator needs.
+        args = exc.orig.args
+        if len(args) == 2 and isinstance(args[0], int):  # PyMySQL: (code, message)
+            return f"{args[1]} (error {args[0]})"
         return str(exc.orig)
     return _BOILERPLATE.sub(" ", str(exc)).strip() or exc.__class__.__name__
 
