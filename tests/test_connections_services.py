@@ -19,11 +19,12 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.management import call_command
 from django.db import connection as metadata_db
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from bastion.audit.models import AuditEvent
 from bastion.connections.crypto import decrypt_secret
-from bastion.connections.engines import get_engine
-from bastion.connections.errors import ConnectionDisabled
+from bastion.connections.engines import build_engine, get_engine
+from bastion.connections.errors import ConnectionDisabled, safe_message
 from bastion.connections.models import Connection
 from bastion.connections.services import (
     create_connection,
@@ -329,6 +330,40 @@ def test_an_edit_based_on_a_stale_copy_is_refused(root, admin, events):
         update_connection(admin, None, stale, name="c")
     assert NON_FIELD_ERRORS in caught.value.message_dict
     assert Connection.objects.get(pk=conn.pk).name == "b" and events.new() == []
+
+
+def test_a_sqlite_schema_that_needs_trusted_schema_is_reported_clearly(root):
+    # SQLite 3.40 does not mark json_valid() innocuous; with trusted_schema off the
+    # whole schema is refused, and "Test connection" must say so, not "Connected."
+    path = root / "json.db"
+    with sqlite3.connect(path) as raw:
+        raw.execute("CREATE TABLE docs (body TEXT CHECK (json_valid(body)))")
+    innocuous = 0x200000  # SQLITE_INNOCUOUS in pragma_function_list.flags
+    if sqlite3.connect(":memory:").execute(
+            "SELECT 1 FROM pragma_function_list WHERE name = 'json_valid' AND flags & ?", (innocuous,)).fetchone():
+        pytest.skip("this SQLite marks json_valid() innocuous")
+    result = test_connection(Connection(name="json", engine="sqlite", sqlite_path=str(path)))
+    assert not result.ok
+    assert result.message.startswith("The file's schema uses a function or virtual table")
+    assert "unsafe use of json_valid()" in result.message
+
+
+def test_an_fts_trigger_that_needs_trusted_schema_fails_with_a_clear_message(root):
+    path = root / "fts.db"
+    with sqlite3.connect(path) as raw:  # an application's search index kept in sync by a trigger
+        raw.executescript("""
+            CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);
+            CREATE VIRTUAL TABLE notes_fts USING fts5 (body, content = 'notes', content_rowid = 'id');
+            CREATE TRIGGER notes_ai AFTER INSERT ON notes BEGIN
+                INSERT INTO notes_fts (rowid, body) VALUES (new.id, new.body);
+            END;
+        """)
+    engine = build_engine(Connection(name="fts", engine="sqlite", sqlite_path=str(path)))
+    with pytest.raises(DBAPIError) as caught, engine.connect() as conn:
+        conn.execute(text("INSERT INTO notes (body) VALUES ('hello')"))
+    engine.dispose()
+    message = safe_message(caught.value)
+    assert message.startswith("The file's schema uses a function or virtual table") and "unsafe use of" in message
 
 
 def test_a_refused_host_fails_the_test_without_a_network_attempt(root):

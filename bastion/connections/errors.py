@@ -27,6 +27,9 @@ _KNOWN = (
     (re.compile(r"certificate verify failed|certificate verification failed|root certificate file",
                 re.IGNORECASE),
      "The server's TLS certificate could not be verified with the configured CA file."),
+    (re.compile(r"unsafe use of"),
+     "The file's schema uses a function or virtual table in a view, trigger or constraint that Bastion "
+     "does not run there (SQLite trusted_schema is off)"),
 )
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 _BOILERPLATE = re.compile(r"\[SQL: .*?\]|\[parameters: .*?\]|\(Background on this error at: [^)]*\)", re.DOTALL)
@@ -67,7 +70,8 @@ def safe_message(exc: BaseException, secrets: Iterable[str] = ()) -> str:
     text = _upstream_text(exc)
     for pattern, message in _KNOWN:
         if pattern.search(text):
-            return message
+            # A sentence without a full stop takes the upstream detail, e.g. "(unsafe use of json_valid())".
+            return message if message.endswith(".") else one_line(f"{message}: {text}", secrets)
     if isinstance(exc, TimeoutError):
         return "The server did not answer in time."
     return one_line(text, secrets) or "The connection failed."

@@ -15,7 +15,7 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from sqlalchemy import Engine as SAEngine
-from sqlalchemy import literal, select
+from sqlalchemy import func, literal, select, table
 
 from bastion.audit.services import record
 from bastion.connections import reflection
@@ -171,7 +171,10 @@ def test_connection(connection: Connection, *, password: str | None = None) -> T
         return _failed(connection, exc, secrets)
     try:
         with engine.connect() as conn:
-            conn.execute(select(literal(1))).scalar_one()
+            # SQLite reads the schema lazily; counting it surfaces a schema Bastion cannot use.
+            probe = select(func.count()).select_from(table("sqlite_master")) if connection.engine == Engine.SQLITE \
+                else select(literal(1))
+            conn.execute(probe).scalar_one()
         return TestResult(ok=True, message="Connected.", server_version=_server_version(engine))
     except Exception as exc:
         return _failed(connection, exc, secrets)
