@@ -122,7 +122,7 @@ def _is_member(user: Any) -> bool:
 def _grants(user: Any) -> tuple[_Grant, ...]:
     cached = getattr(user, _CACHE_ATTRIBUTE, None)
     if cached is None:
-        rows = Grant.objects.filter(role__user=user).values_list(
+        rows = Grant.objects.filter(role__user=user).order_by().values_list(
             "role_id", "action", "connection_id", "schema", "table", "column", "column_mode", "mask_rule")
         cached = tuple(_Grant(*row) for row in rows)
         setattr(user, _CACHE_ATTRIBUTE, cached)

@@ -199,13 +199,13 @@ def create_role(actor: Any, request: HttpRequest | None, name: str, description:
 def update_role(actor: Any, request: HttpRequest | None, role: Group, name: str, description: str = "") -> Group:
     """Rename a role or change its description. Audited as role.updated (before and after)."""
     actor = _authorise(actor, request)
-    options, _ = RoleOptions.objects.get_or_create(role=role)
-    before = {"name": role.name, "description": options.description}
     name = name.strip()
     if name != role.name:
         _refuse_builtin(role, "renamed")
         name = clean_role_name(name, role)
     with transaction.atomic():
+        options, _ = RoleOptions.objects.get_or_create(role=role)
+        before = {"name": role.name, "description": options.description}
         role.name = name
         role.save(update_fields=["name"])
         options.description = description.strip()
