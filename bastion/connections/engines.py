@@ -33,6 +33,7 @@ from bastion.connections.models import Connection, TlsMode
 from bastion.connections.models import Engine as EngineKind
 from bastion.connections.netguard import vet_host
 from bastion.connections.sqlite_guard import check_sqlite_path, install_authorizer
+from bastion.connections.validation import DEFAULT_PORTS
 
 POOL_SIZE = 5
 MAX_OVERFLOW = 5
@@ -40,7 +41,6 @@ POOL_TIMEOUT = 10  # seconds a request waits for a free pooled connection
 POOL_RECYCLE = 1800  # seconds; servers and firewalls drop idle connections
 CONNECT_TIMEOUT = 10  # seconds per address
 SQLITE_BUSY_TIMEOUT = 5.0  # seconds to wait for another writer's lock
-DEFAULT_PORTS = {EngineKind.POSTGRESQL: 5432, EngineKind.MYSQL: 3306}
 
 _engines: dict[int, tuple[datetime | None, Engine]] = {}
 _lock = threading.Lock()
