@@ -62,6 +62,8 @@ MIDDLEWARE = [
     "bastion.accounts.middleware.SessionTimeoutMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "bastion.accounts.middleware.PasswordChangeRequiredMiddleware",
+    # Last, so it sees the resolved view: a view without a declared permission never runs (T20).
+    "bastion.access.middleware.DeclaredPermissionMiddleware",
 ]
 
 ROOT_URLCONF = "bastion.urls"

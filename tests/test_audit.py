@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth.models import Group
 from django.db import DatabaseError, connection, transaction
 
-from bastion.accounts.roles import AUDITOR
+from bastion.access.roles import AUDITOR
 from bastion.audit.chain import GENESIS, verify_chain
 from bastion.audit.models import AuditEvent, Outcome
 from bastion.audit.services import record

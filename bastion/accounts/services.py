@@ -10,7 +10,7 @@ from django.contrib.auth.models import Group
 from django.contrib.auth.password_validation import validate_password
 from django.db import transaction
 
-from bastion.accounts.roles import ADMIN
+from bastion.access.roles import ADMIN
 from bastion.audit.services import record
 
 ONE_TIME_PASSWORD_BYTES = 18  # 24 URL-safe characters

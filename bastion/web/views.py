@@ -2,12 +2,12 @@ from __future__ import annotations
 
 import json
 
-from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST, require_safe
 
+from bastion.access.decorators import public, signed_in
 from bastion.logs import get_logger
 from bastion.web.net import client_ip
 
@@ -17,7 +17,7 @@ CSP_REPORT_MAX_BYTES = 16 * 1024
 
 
 @require_safe
-@login_required
+@signed_in
 def home(request: HttpRequest) -> HttpResponse:
     """Permission: any signed-in user. Lists the databases they may see."""
     return render(request, "web/home.html")
@@ -26,6 +26,7 @@ def home(request: HttpRequest) -> HttpResponse:
 # Browsers send CSP reports without cookies' CSRF token; the view reads no
 # session, changes no state and only writes a bounded log line, so it is the
 # one view that is exempt.
+@public
 @csrf_exempt
 @require_POST
 def csp_report(request: HttpRequest) -> HttpResponse:
