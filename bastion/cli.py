@@ -9,6 +9,7 @@ from pathlib import Path
 
 from bastion import config
 
+CLIENT_ENV_PREFIXES = ("PG", "MYSQL_", "LIBMYSQL_")
 DEV_WARNING = (
     "!" * 72 + "\n"
     "!! DEVELOPMENT MODE (BASTION_DEV=1): HTTPS, HSTS and secure cookies are OFF.\n"
@@ -47,6 +48,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     from django.db.migrations.executor import MigrationExecutor
 
     from bastion.accounts.services import create_admin
+    from bastion.connections.demo import register_demo
 
     executor = MigrationExecutor(connection)
     pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
@@ -54,6 +56,10 @@ def cmd_init(args: argparse.Namespace) -> int:
     call_command("createcachetable", verbosity=0)
     if pending:
         created.append(f"metadata database ({len(pending)} migrations applied)")
+
+    demo = None if args.no_demo else register_demo()
+    if demo is not None:
+        created.append(f"demo database {demo.sqlite_path} (registered as {demo.name!r})")
 
     admin = None
     if not get_user_model().objects.filter(is_superuser=True).exists():
@@ -141,9 +147,54 @@ def cmd_serve(args: argparse.Namespace) -> int:
     scheme = "http" if plain else "https"
     shown = f"[{host}]" if ":" in host else host
     print(f"Bastion is serving {scheme}://{shown}:{port}/ (stop with Ctrl+C)", flush=True)
+    # Database client libraries read defaults (passwords, service files, hosts) from
+    # the environment; a target connection must use only what its settings say.
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(CLIENT_ENV_PREFIXES)}
     # Isolated mode (-I) needs a fresh interpreter, so exec one (list args, no shell).
-    os.execv(sys.executable, argv)  # noqa: S606
+    os.execve(sys.executable, argv, environment)  # noqa: S606
     return 0  # pragma: no cover
+
+
+# --- rotate-keys --------------------------------------------------------------------------
+def cmd_rotate_keys(args: argparse.Namespace) -> int:
+    """New encryption key; every stored secret re-encrypted; the old key dropped when done (T30).
+
+    Crash-safe: the key file holds [new, old] while re-encrypting, so every
+    token stays readable whatever step is interrupted.
+    """
+    if config.load()["encryption_keys"]:
+        if args.reencrypt_only:
+            return _reencrypt()
+        print("The encryption keys come from BASTION_ENCRYPTION_KEYS, which this command cannot change.\n"
+              "Generate a key with `python -c 'from cryptography.fernet import Fernet; "
+              "print(Fernet.generate_key().decode())'`, set BASTION_ENCRYPTION_KEYS=new,old, restart, run "
+              "`bastion rotate-keys --reencrypt-only`, then drop the old key.", file=sys.stderr)
+        return 2
+    _setup_django()
+    from cryptography.fernet import Fernet
+    from django.conf import settings
+
+    from bastion.connections.crypto import rotate_all
+    from bastion.datadir import replace_private_file
+
+    new_key = Fernet.generate_key().decode("ascii")
+    keys = [new_key, *settings.ENCRYPTION_KEYS]
+    path = settings.DATA.encryption_keys
+    replace_private_file(path, (",".join(keys) + "\n").encode("ascii"))
+    count = rotate_all(keys=keys)
+    replace_private_file(path, (new_key + "\n").encode("ascii"))
+    settings.ENCRYPTION_KEYS = [new_key]
+    print(f"Re-encrypted {count} stored secret(s) with a new key; the old key is gone from {path}.\n"
+          "Restart running Bastion servers so they load the new key.")
+    return 0
+
+
+def _reencrypt() -> int:
+    _setup_django()
+    from bastion.connections.crypto import rotate_all
+
+    print(f"Re-encrypted {rotate_all()} stored secret(s) with the newest key.")
+    return 0
 
 
 # --- createadmin, audit, config, manage ----------------------------------------------
@@ -206,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--admin-user", default="admin")
     p.add_argument("--admin-password-file", help="file holding the admin's password (else a one-time one)")
     p.add_argument("--one-time-password-file", help="write the generated one-time password here (mode 0600)")
+    p.add_argument("--no-demo", action="store_true", help="do not create and register the demo database")
     p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("serve", help="serve Bastion over HTTPS with a production server")
@@ -232,6 +284,11 @@ def build_parser() -> argparse.ArgumentParser:
     audit_sub = p.add_subparsers(dest="audit_command", required=True)
     v = audit_sub.add_parser("verify", help="verify the audit hash chain")
     v.set_defaults(func=cmd_audit_verify)
+
+    p = sub.add_parser("rotate-keys", help="new encryption key for secrets at rest; re-encrypts every secret")
+    p.add_argument("--reencrypt-only", action="store_true",
+                   help="keys from BASTION_ENCRYPTION_KEYS: only re-encrypt with the newest one")
+    p.set_defaults(func=cmd_rotate_keys)
 
     p = sub.add_parser("config", help="print the settings table (markdown)")
     p.set_defaults(func=cmd_config)

@@ -74,6 +74,13 @@ def write_private_file(path: Path, content: bytes) -> None:
         handle.write(content)
 
 
+def replace_private_file(path: Path, content: bytes) -> None:
+    """Atomically replace a secret file: readers see the old or the new content, never half."""
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    write_private_file(temporary, content)
+    os.replace(temporary, path)
+
+
 def read_secret(path: Path) -> str | None:
     """The stripped content of a secret file, or None when it does not exist yet."""
     try:

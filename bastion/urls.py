@@ -11,6 +11,8 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("audit/", include("bastion.audit.urls")),
     path("admin/users/", include("bastion.accounts.urls")),
+    path("admin/roles/", include("bastion.access.urls")),
+    path("admin/connections/", include("bastion.connections.urls")),
 ]
 
 handler400 = "bastion.web.errors.bad_request"

@@ -29,7 +29,7 @@ def initialised(tmp_path_factory) -> Path:
     data = tmp_path_factory.mktemp("bastion-data") / "var"
     secret = data.parent / "admin-password"
     secret.write_text(STRONG_PASSWORD + "\n")
-    result = bastion("init", "--admin-password-file", str(secret), data_dir=data)
+    result = bastion("init", "--no-demo", "--admin-password-file", str(secret), data_dir=data)
     assert result.returncode == 0, result.stderr
     return data
 
@@ -46,24 +46,40 @@ def test_T44_init_creates_private_data_dir_and_keys(initialised):
     assert len((initialised / "secret_key").read_text().strip()) >= 50
 
 
+def test_init_creates_and_registers_the_demo_database_once(tmp_path):
+    data = tmp_path / "var"
+    first = bastion("init", data_dir=data)
+    assert first.returncode == 0 and "demo database" in first.stdout
+    demo = data / "databases" / "demo.sqlite3"
+    assert mode(demo.parent) == 0o700
+    import sqlite3
+
+    with sqlite3.connect(f"file:{demo}?mode=ro", uri=True) as db:
+        assert db.execute("SELECT count(*) FROM orders").fetchone()[0] > 100_000
+    assert "demo" not in bastion("init", data_dir=data).stdout
+    demo.unlink()  # the file gone but the connection still registered: init leaves both alone
+    again = bastion("init", data_dir=data)
+    assert again.returncode == 0 and "demo" not in again.stdout and not demo.exists()
+
+
 def test_init_is_idempotent(initialised):
     keys = {name: (initialised / name).read_bytes() for name in ["secret_key", "audit_key", "tls/cert.pem"]}
-    again = bastion("init", data_dir=initialised)
+    again = bastion("init", "--no-demo", data_dir=initialised)
     assert again.returncode == 0
     assert "nothing changed" in again.stdout
     assert keys == {name: (initialised / name).read_bytes() for name in keys}
 
 
 def test_init_prints_one_time_password_once(tmp_path):
-    first = bastion("init", data_dir=tmp_path / "var")
+    first = bastion("init", "--no-demo", data_dir=tmp_path / "var")
     assert first.returncode == 0 and "One-time password:" in first.stdout
-    second = bastion("init", data_dir=tmp_path / "var")
+    second = bastion("init", "--no-demo", data_dir=tmp_path / "var")
     assert "One-time password" not in second.stdout
 
 
 def test_init_writes_one_time_password_file_for_scripts(tmp_path):
     target = tmp_path / "otp"
-    result = bastion("init", "--one-time-password-file", str(target), data_dir=tmp_path / "var")
+    result = bastion("init", "--no-demo", "--one-time-password-file", str(target), data_dir=tmp_path / "var")
     assert result.returncode == 0
     password = target.read_text().strip()
     assert len(password) >= 20 and password not in result.stdout
@@ -105,7 +121,7 @@ def test_T40_check_reports_guessable_admin_password(tmp_path):
     strong = tmp_path / "strong"
     strong.write_text(STRONG_PASSWORD)
     data = tmp_path / "var"
-    bastion("init", "--admin-password-file", str(strong), data_dir=data)
+    bastion("init", "--no-demo", "--admin-password-file", str(strong), data_dir=data)
     # An operator sets a guessable password behind the policy's back (e.g. in the shell).
     reset = bastion("manage", "shell", "-c",
                     "from django.contrib.auth import get_user_model as g; u=g().objects.get(username='admin');"

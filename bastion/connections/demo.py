@@ -191,10 +191,11 @@ def register_demo(*, orders: int = 200_000, actor: Any = None) -> Any:
 
     Later runs change nothing, so an administrator who deleted the demo connection keeps it deleted.
     """
+    from bastion.connections.models import Connection
     from bastion.connections.services import create_connection
 
     path = demo_path()
-    if path.exists():
+    if path.exists() or Connection.objects.filter(name=DEMO_NAME).exists():
         return None
     create_demo_database(path, orders)
     return create_connection(actor, None, name=DEMO_NAME, engine="sqlite", sqlite_path=str(path))

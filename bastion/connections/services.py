@@ -135,9 +135,15 @@ def delete_connection(actor: Any, request: HttpRequest | None, connection: Conne
     """Remove a connection; ``confirmation`` must be its name, typed by the administrator."""
     if confirmation.strip() != connection.name:
         raise ValidationError({"confirmation": ["Type the connection's name exactly to confirm."]})
+    from bastion.access.models import Grant
+
     with transaction.atomic():
         current = Connection.objects.select_for_update().get(pk=connection.pk)
         before = snapshot(current)
+        # The grants on it go with it (cascade): the event says which, for a later restore.
+        before["grants"] = [
+            {"role": g.role.name, "action": g.action, "schema": g.schema, "table": g.table, "column": g.column}
+            for g in Grant.objects.filter(connection=current).select_related("role")]
         current.delete()
         record("connection.deleted", request=request, actor=actor, target=before["name"], before=before)
     current.pk = connection.pk  # delete() clears it; the caches are keyed by it

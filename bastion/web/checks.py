@@ -6,7 +6,7 @@ import os
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import Error, Tags, Warning, register
+from django.core.checks import Error, Info, Tags, Warning, register
 
 from bastion.datadir import permission_problems
 
@@ -72,6 +72,15 @@ def check_admin_passwords(app_configs: Any, **kwargs: Any) -> list:
                 f"Administrator {admin.get_username()!r} has a default or guessable password.",
                 hint=f"Sign in as {admin.get_username()} and change the password.", id="bastion.E021"))
     return problems
+
+
+@register(Tags.security, deploy=True)
+def check_target_hosts(app_configs: Any, **kwargs: Any) -> list:
+    if settings.TARGET_HOSTS_ALLOWED:
+        return []
+    return [Info(
+        "Target databases may be registered on any host (link-local and cloud-metadata addresses excepted).",
+        hint="Set BASTION_TARGET_HOSTS_ALLOWED to the hosts or networks of your databases.", id="bastion.I001")]
 
 
 @register(Tags.security, deploy=True)

@@ -8,6 +8,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST, require_safe
 
 from bastion.access.decorators import public, signed_in
+from bastion.access.policy import visible_connections
 from bastion.logs import get_logger
 from bastion.web.net import client_ip
 
@@ -19,8 +20,8 @@ CSP_REPORT_MAX_BYTES = 16 * 1024
 @require_safe
 @signed_in
 def home(request: HttpRequest) -> HttpResponse:
-    """Permission: any signed-in user. Lists the databases they may see."""
-    return render(request, "web/home.html")
+    """Permission: any signed-in user. Lists the databases their roles let them see."""
+    return render(request, "web/home.html", {"connections": visible_connections(request.user)})
 
 
 # Browsers send CSP reports without cookies' CSRF token; the view reads no
