@@ -1,0 +1,241 @@
+"""Administering roles, their members and their grants (permission: manage).
+
+Views parse the request, call one service in bastion.access.roles (which
+checks manage again, validates and writes the audit event), and render.
+A refused change re-renders the role page with the filled form, a plain
+message and status 400.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
+from django.db.models import Count
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
+
+from bastion.access import roles
+from bastion.access.decorators import requires
+from bastion.access.forms import GrantForm, MemberForm, RoleForm
+from bastion.access.models import Action, Grant
+from bastion.connections.models import Connection
+
+MANAGE = Action.MANAGE
+User = get_user_model()
+
+
+class TemplateForm(forms.Form):
+    """Apply the Viewer or Editor set of grants to a role on one connection."""
+
+    template = forms.ChoiceField(choices=[(name, name) for name in roles.TEMPLATES])
+    connection = forms.ModelChoiceField(queryset=Connection.objects.order_by("name"))
+
+
+class DeleteRoleForm(forms.Form):
+    confirmation = forms.CharField(label="Type the role's name to confirm", max_length=150, strip=False,
+                                   widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}))
+
+
+def _error_text(exc: ValidationError) -> str:
+    return " ".join(exc.messages)
+
+
+def _form_error_text(form: forms.Form) -> str:
+    return " ".join(message for errors in form.errors.values() for message in errors)
+
+
+def _role_url(role: Group, section: str = "") -> str:
+    url = reverse("access:role_detail", args=[role.pk])
+    return f"{url}#{section}" if section else url
+
+
+def _member_form(role: Group, data: Any = None) -> MemberForm:
+    form = MemberForm(data)
+    if data is None:  # offer only users not yet in the role; a POST is checked by the service
+        form.fields["user"].queryset = form.fields["user"].queryset.exclude(groups=role)
+    return form
+
+
+def _role_page(request: HttpRequest, role: Group, status: int = 200, error: str = "",
+               **bound: forms.Form) -> HttpResponse:
+    """The role page; ``bound`` replaces blank forms with the ones just refused (never adds a form)."""
+    fixed = role.name in roles.FIXED_GRANT_ROLES
+    builtin = role.name in roles.BUILTIN_ROLES
+    default_template = role.name if role.name in roles.TEMPLATES else roles.VIEWER
+    member_form = _member_form(role)
+    context = {
+        "role": role,
+        "description": getattr(getattr(role, "options", None), "description", ""),
+        "builtin": builtin,
+        "fixed": fixed,
+        "members": role.user_set.order_by("username"),
+        "grants": role.grants.select_related("connection").order_by("action", "connection__name", "schema",
+                                                                         "table", "column"),
+        "error": error,
+        "role_form": None if builtin else RoleForm(role=role),
+        "member_form": member_form,
+        "can_add_member": member_form.fields["user"].queryset.exists(),
+        "grant_form": None if fixed else GrantForm(),
+        "template_form": None if fixed else TemplateForm(initial={"template": default_template}),
+        "template_actions": [(name, [Action(action).label for action in actions])
+                             for name, actions in roles.TEMPLATES.items()],
+        "has_connections": Connection.objects.exists(),
+        "delete_form": None if builtin else DeleteRoleForm(),
+    }
+    context.update({name: form for name, form in bound.items() if context[name] is not None})
+    return render(request, "access/role_detail.html", context, status=status)
+
+
+@require_safe
+@requires(MANAGE)
+def role_list(request: HttpRequest) -> HttpResponse:
+    listed = (Group.objects.select_related("options").order_by("name")
+              .annotate(member_count=Count("user", distinct=True), grant_count=Count("grants", distinct=True)))
+    return render(request, "access/role_list.html", {"roles": listed, "builtin_roles": roles.BUILTIN_ROLES})
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@requires(MANAGE)
+def role_new(request: HttpRequest) -> HttpResponse:
+    form = RoleForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            role = roles.create_role(request.user, request, form.cleaned_data["name"],
+                                     form.cleaned_data["description"])
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, f"Role {role.name} created. It has no grants yet.")
+            return redirect("access:role_detail", pk=role.pk)
+    return render(request, "access/role_new.html", {"form": form}, status=400 if form.errors else 200)
+
+
+@require_safe
+@requires(MANAGE)
+def role_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    return _role_page(request, get_object_or_404(Group, pk=pk))
+
+
+@require_POST
+@requires(MANAGE)
+def role_update(request: HttpRequest, pk: int) -> HttpResponse:
+    role = get_object_or_404(Group, pk=pk)
+    form = RoleForm(request.POST, role=role)
+    if not form.is_valid():
+        return _role_page(request, role, 400, _form_error_text(form), role_form=form)
+    try:
+        roles.update_role(request.user, request, role, form.cleaned_data["name"], form.cleaned_data["description"])
+    except ValidationError as exc:
+        return _role_page(request, role, 400, _error_text(exc), role_form=form)
+    messages.success(request, f"Role {role.name} saved.")
+    return redirect(_role_url(role))
+
+
+@require_POST
+@requires(MANAGE)
+def role_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    role = get_object_or_404(Group, pk=pk)
+    form = DeleteRoleForm(request.POST)
+    if not form.is_valid() or form.cleaned_data["confirmation"] != role.name:
+        message = f"Type the role's name, {role.name}, exactly to delete it."
+        return _role_page(request, role, 400, message, delete_form=form)
+    name = role.name
+    try:
+        roles.delete_role(request.user, request, role)
+    except ValidationError as exc:
+        return _role_page(request, role, 400, _error_text(exc), delete_form=form)
+    messages.success(request, f"Role {name} deleted.")
+    return redirect("access:role_list")
+
+
+@require_POST
+@requires(MANAGE)
+def member_add(request: HttpRequest, pk: int) -> HttpResponse:
+    role = get_object_or_404(Group, pk=pk)
+    form = _member_form(role, request.POST)
+    if not form.is_valid():
+        return _role_page(request, role, 400, "Choose an active user from the list.", member_form=_member_form(role))
+    member = form.cleaned_data["user"]
+    try:
+        roles.add_member(request.user, request, role, member)
+    except ValidationError as exc:
+        return _role_page(request, role, 400, _error_text(exc))
+    messages.success(request, f"{member.get_username()} is now a member of {role.name}.")
+    return redirect(_role_url(role, "members"))
+
+
+@require_POST
+@requires(MANAGE)
+def member_remove(request: HttpRequest, pk: int, user_pk: int) -> HttpResponse:
+    role = get_object_or_404(Group, pk=pk)
+    member = get_object_or_404(User, pk=user_pk)
+    try:
+        roles.remove_member(request.user, request, role, member)
+    except ValidationError as exc:
+        return _role_page(request, role, 400, _error_text(exc))
+    messages.success(request, f"{member.get_username()} is no longer a member of {role.name}.")
+    return redirect(_role_url(role, "members"))
+
+
+@require_POST
+@requires(MANAGE)
+def grant_add(request: HttpRequest, pk: int) -> HttpResponse:
+    role = get_object_or_404(Group, pk=pk)
+    data = request.POST.copy()
+    data["role"] = str(role.pk)  # the role is the one in the address, never one from the form
+    form = GrantForm(data)
+    if not form.is_valid():
+        if "role" in form.errors:  # the form offers every role but the fixed ones
+            return _role_page(request, role, 400, f"The grants of the built-in role {role.name} are fixed.")
+        return _role_page(request, role, 400, "The grant was not added: " + _form_error_text(form),
+                          grant_form=form)
+    try:
+        grant = roles.add_grant(request.user, request, **form.cleaned_data)
+    except ValidationError as exc:
+        form.add_error(None, exc)
+        return _role_page(request, role, 400, "The grant was not added: " + _error_text(exc), grant_form=form)
+    messages.success(request, f"Granted {grant.get_action_display().lower()} on {grant.scope_label()} "
+                              f"to {role.name}.")
+    return redirect(_role_url(role, "grants"))
+
+
+@require_POST
+@requires(MANAGE)
+def grant_remove(request: HttpRequest, pk: int, grant_pk: int) -> HttpResponse:
+    role = get_object_or_404(Group, pk=pk)
+    grant = get_object_or_404(Grant.objects.select_related("role", "connection"), pk=grant_pk, role=role)
+    label = f"{grant.get_action_display().lower()} on {grant.scope_label()}"
+    try:
+        roles.remove_grant(request.user, request, grant)
+    except ValidationError as exc:
+        return _role_page(request, role, 400, _error_text(exc))
+    messages.success(request, f"Removed {label} from {role.name}.")
+    return redirect(_role_url(role, "grants"))
+
+
+@require_POST
+@requires(MANAGE)
+def template_apply(request: HttpRequest, pk: int) -> HttpResponse:
+    role = get_object_or_404(Group, pk=pk)
+    form = TemplateForm(request.POST)
+    if not form.is_valid():
+        return _role_page(request, role, 400, "Choose a template and a connection.", template_form=form)
+    template, connection = form.cleaned_data["template"], form.cleaned_data["connection"]
+    try:
+        added = roles.grant_template(request.user, request, role, connection, template)
+    except ValidationError as exc:
+        return _role_page(request, role, 400, _error_text(exc), template_form=form)
+    if added:
+        messages.success(request, f"{template} template applied to {role.name} on {connection.name}: "
+                                  f"{len(added)} grant{'s' if len(added) != 1 else ''} added.")
+    else:
+        messages.success(request, f"{role.name} already had every grant of the {template} template "
+                                  f"on {connection.name}.")
+    return redirect(_role_url(role, "grants"))
