@@ -83,7 +83,7 @@ def test_T05_first_login_change_password_logout_no_csp_violations(
 
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Databases").click()
     expect(page).to_have_url(live.url("/"))
-    expect(page.get_by_role("heading", name="No databases yet")).to_be_visible()
+    expect(page.get_by_role("heading", name="Demo shop (SQLite)")).to_be_visible()
     snap(page, "home")
 
     page.get_by_role("link", name="Audit log").click()
@@ -112,7 +112,7 @@ def test_T05_wrong_password_shows_error(
     snap(page, "login-error")
 
     sign_in(page, "carol", NEW_PASSWORD)
-    expect(page.get_by_role("heading", name="No databases yet")).to_be_visible()
+    expect(page.get_by_role("heading", name="Demo shop (SQLite)")).to_be_visible()
 
 
 def test_T05_works_with_javascript_disabled(
@@ -123,7 +123,7 @@ def test_T05_works_with_javascript_disabled(
     page.goto(live_bastion.url("/"))
     expect(page).to_have_url(LOGIN_PAGE)
     sign_in(page, "dave", NEW_PASSWORD)
-    expect(page.get_by_role("heading", name="No databases yet")).to_be_visible()
+    expect(page.get_by_role("heading", name="Demo shop (SQLite)")).to_be_visible()
     page.get_by_role("link", name="Audit log").click()
     expect(page.locator("table.data")).to_contain_text("login.success")
     log_out(page)
@@ -162,7 +162,7 @@ def test_T05_every_page_renders_without_csp_violations(
     page = new_page()
     page.goto(live_bastion.url("/accounts/login/"))
     sign_in(page, "erin", NEW_PASSWORD)
-    expect(page.get_by_role("heading", name="No databases yet")).to_be_visible()
+    expect(page.get_by_role("heading", name="Demo shop (SQLite)")).to_be_visible()
     for path in SIGNED_IN_PAGES:
         response = page.goto(live_bastion.url(path))
         assert response is not None and response.status == 200, path
