@@ -24,10 +24,11 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from bastion.access import roles
 from bastion.access.decorators import requires
 from bastion.access.forms import GrantForm, MemberForm, RoleForm
-from bastion.access.models import Action, Grant
+from bastion.access.models import GLOBAL_ACTIONS, Action, Grant
 from bastion.connections.models import Connection
 
 MANAGE = Action.MANAGE
+ACTION_ORDER = {action.value: index for index, action in enumerate(Action)}
 User = get_user_model()
 
 
@@ -35,7 +36,7 @@ class TemplateForm(forms.Form):
     """Apply the Viewer or Editor set of grants to a role on one connection."""
 
     template = forms.ChoiceField(choices=[(name, name) for name in roles.TEMPLATES])
-    connection = forms.ModelChoiceField(queryset=Connection.objects.order_by("name"))
+    connection = forms.ModelChoiceField(queryset=Connection.objects.order_by("name"), empty_label="Choose a connection")
 
 
 class DeleteRoleForm(forms.Form):
@@ -56,11 +57,24 @@ def _role_url(role: Group, section: str = "") -> str:
     return f"{url}#{section}" if section else url
 
 
+def _grant_form(data: Any = None) -> GrantForm:
+    form = GrantForm(data)
+    form.fields["connection"].empty_label = "—"  # like the form's other optional choices
+    return form
+
+
 def _member_form(role: Group, data: Any = None) -> MemberForm:
     form = MemberForm(data)
+    form.fields["user"].empty_label = "Choose a user"
     if data is None:  # offer only users not yet in the role; a POST is checked by the service
         form.fields["user"].queryset = form.fields["user"].queryset.exclude(groups=role)
     return form
+
+
+def _grant_order(grant: Grant) -> tuple:
+    """Broadest scope first, then actions in the order the Action list gives them."""
+    return (grant.connection is not None, grant.connection.name if grant.connection else "", grant.schema,
+            grant.table, grant.column, ACTION_ORDER[grant.action])
 
 
 def _role_page(request: HttpRequest, role: Group, status: int = 200, error: str = "",
@@ -76,13 +90,13 @@ def _role_page(request: HttpRequest, role: Group, status: int = 200, error: str 
         "builtin": builtin,
         "fixed": fixed,
         "members": role.user_set.order_by("username"),
-        "grants": role.grants.select_related("connection").order_by("action", "connection__name", "schema",
-                                                                         "table", "column"),
+        "grants": sorted(role.grants.select_related("connection"), key=_grant_order),
+        "global_actions": [str(action) for action in GLOBAL_ACTIONS],
         "error": error,
         "role_form": None if builtin else RoleForm(role=role),
         "member_form": member_form,
         "can_add_member": member_form.fields["user"].queryset.exists(),
-        "grant_form": None if fixed else GrantForm(),
+        "grant_form": None if fixed else _grant_form(),
         "template_form": None if fixed else TemplateForm(initial={"template": default_template}),
         "template_actions": [(name, [Action(action).label for action in actions])
                              for name, actions in roles.TEMPLATES.items()],
@@ -190,7 +204,7 @@ def grant_add(request: HttpRequest, pk: int) -> HttpResponse:
     role = get_object_or_404(Group, pk=pk)
     data = request.POST.copy()
     data["role"] = str(role.pk)  # the role is the one in the address, never one from the form
-    form = GrantForm(data)
+    form = _grant_form(data)
     if not form.is_valid():
         if "role" in form.errors:  # the form offers every role but the fixed ones
             return _role_page(request, role, 400, f"The grants of the built-in role {role.name} are fixed.")
