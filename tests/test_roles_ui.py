@@ -181,6 +181,7 @@ def test_validation_errors_are_clear_and_change_nothing(admin_client, role, shop
     viewer = Group.objects.get(name="Viewer")
     refused(admin_client, "/admin/roles/new/", {"name": "viewer"}, "A role with this name already exists.")
     refused(admin_client, "/admin/roles/new/", {"name": "  "}, "This field is required.")
+    refused(admin_client, "/admin/roles/new/", {}, "This field is required.")
     refused(admin_client, f"/admin/roles/{role.pk}/edit/", {"name": "Admin"}, "A role with this name already exists.")
     refused(admin_client, f"/admin/roles/{viewer.pk}/edit/", {"name": "Watcher"},
             "The built-in role Viewer cannot be renamed.")

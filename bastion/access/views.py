@@ -118,7 +118,7 @@ def role_list(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "HEAD", "POST"])
 @requires(MANAGE)
 def role_new(request: HttpRequest) -> HttpResponse:
-    form = RoleForm(request.POST or None)
+    form = RoleForm(request.POST if request.method == "POST" else None)  # an empty POST is still a POST
     if request.method == "POST" and form.is_valid():
         try:
             role = roles.create_role(request.user, request, form.cleaned_data["name"],
