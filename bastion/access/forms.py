@@ -14,7 +14,7 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 
 from bastion.access.models import Action, ColumnMode, MaskRule, RoleOptions
-from bastion.access.roles import BUILTIN_ROLES, FIXED_GRANT_ROLES, build_grant, clean_role_name
+from bastion.access.roles import BUILTIN_ROLES, FIXED_GRANT_ROLES, TEMPLATES, build_grant, clean_role_name
 from bastion.connections.models import Connection
 
 _BLANK = [("", "—")]
@@ -76,3 +76,15 @@ class MemberForm(forms.Form):
 
     user = forms.ModelChoiceField(queryset=get_user_model().objects.filter(is_active=True).order_by("username"),
                                   to_field_name="username")
+
+
+class TemplateForm(forms.Form):
+    """Apply the Viewer or Editor set of grants to a role on one connection."""
+
+    template = forms.ChoiceField(choices=[(name, name) for name in TEMPLATES])
+    connection = forms.ModelChoiceField(queryset=Connection.objects.order_by("name"), empty_label="Choose a connection")
+
+
+class DeleteRoleForm(forms.Form):
+    confirmation = forms.CharField(label="Type the role's name to confirm", max_length=150, strip=False,
+                                   widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}))

@@ -23,25 +23,13 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 
 from bastion.access import roles
 from bastion.access.decorators import requires
-from bastion.access.forms import GrantForm, MemberForm, RoleForm
+from bastion.access.forms import DeleteRoleForm, GrantForm, MemberForm, RoleForm, TemplateForm
 from bastion.access.models import GLOBAL_ACTIONS, Action, Grant
 from bastion.connections.models import Connection
 
 MANAGE = Action.MANAGE
 ACTION_ORDER = {action.value: index for index, action in enumerate(Action)}
 User = get_user_model()
-
-
-class TemplateForm(forms.Form):
-    """Apply the Viewer or Editor set of grants to a role on one connection."""
-
-    template = forms.ChoiceField(choices=[(name, name) for name in roles.TEMPLATES])
-    connection = forms.ModelChoiceField(queryset=Connection.objects.order_by("name"), empty_label="Choose a connection")
-
-
-class DeleteRoleForm(forms.Form):
-    confirmation = forms.CharField(label="Type the role's name to confirm", max_length=150, strip=False,
-                                   widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}))
 
 
 def _error_text(exc: ValidationError) -> str:

@@ -36,7 +36,7 @@ def user_list(request: HttpRequest) -> HttpResponse:
 
 @requires(Action.MANAGE)
 def user_new(request: HttpRequest) -> HttpResponse:
-    form = NewUserForm(request.POST or None)
+    form = NewUserForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
             issued = users.create_user(request, form.cleaned_data["username"], form.cleaned_data["email"],

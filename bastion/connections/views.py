@@ -60,7 +60,7 @@ def _save(request: HttpRequest, form: ConnectionForm) -> Connection | None:
 
 
 def _edit_page(request: HttpRequest, instance: Connection | None) -> HttpResponse:
-    form = ConnectionForm(request.POST or None, instance=instance)
+    form = ConnectionForm(request.POST if request.method == "POST" else None, instance=instance)
     if request.method == "POST" and form.is_valid():
         if request.POST.get("action") == "test":
             _test_draft(request, form)
@@ -114,7 +114,7 @@ def connection_enabled(request: HttpRequest, pk: int) -> HttpResponse:
 @requires(MANAGE)
 def connection_delete(request: HttpRequest, pk: int) -> HttpResponse:
     connection = get_object_or_404(Connection, pk=pk)
-    form = DeleteForm(request.POST or None)
+    form = DeleteForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
             services.delete_connection(request.user, request, connection,
