@@ -47,16 +47,22 @@ class AccountAdapter(DefaultAccountAdapter):
 
     def pre_authenticate(self, request: HttpRequest, **credentials: Any) -> None:
         username = credentials.get("username") or ""
-        if throttle.check(client_ip(request), username).refused:
+        if throttle.begin_attempt(client_ip(request), username).refused:
             raise ValidationError(TOO_MANY)
         delay = throttle.delay_for(username)
         if delay:
             time.sleep(delay)  # slows guessing at one account without locking its owner out
 
+    def authenticate(self, request: HttpRequest, **credentials: Any) -> Any:
+        user = super().authenticate(request, **credentials)
+        if user is not None:
+            throttle.attempt_succeeded(client_ip(request), credentials.get("username") or "")
+        return user
+
     def authentication_failed(self, request: HttpRequest, **credentials: Any) -> None:
         username = credentials.get("username") or ""
         ip = client_ip(request)
-        crossed = throttle.record_failure(ip, username)
+        crossed = throttle.attempt_failed(ip, username)
         record("login.failed", request=request, outcome=Outcome.FAILURE, target=username[:150],
                details={"username": username[:150]}, auth_method="password")
         for level in crossed:

@@ -12,3 +12,14 @@ class User(AbstractUser):
 
     class Meta(AbstractUser.Meta):
         swappable = "AUTH_USER_MODEL"
+
+
+class LoginCounter(models.Model):
+    """A clipping-level counter or block for failed logins (bastion.accounts.throttle)."""
+
+    key = models.CharField(max_length=100, unique=True)
+    count = models.PositiveIntegerField(default=0)
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.key}={self.count} until {self.expires_at:%Y-%m-%d %H:%M:%S}"

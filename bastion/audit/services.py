@@ -22,10 +22,15 @@ _PG_CHAIN_LOCK = 0x0B457104
 
 
 def _plain(value: Any) -> Any:
-    """JSON-safe copy, so what is hashed is exactly what the database returns later."""
+    """JSON-safe copy, so what is hashed is exactly what the database returns later.
+
+    NUL characters (which PostgreSQL cannot store in text or JSON) become U+FFFD,
+    so a hostile value cannot make the event itself fail to be written.
+    """
     if value is None:
         return None
-    return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
+    text = json.dumps(value, cls=DjangoJSONEncoder).replace("\\u0000", "\\ufffd")
+    return json.loads(text)
 
 
 def _lock_chain() -> None:
@@ -76,7 +81,7 @@ def record(
         **_who(request, actor),
         "created_at": timezone.now(),
         "action": action,
-        "target": str(target)[:500],
+        "target": str(target)[:500].replace("\x00", "\ufffd"),
         "outcome": str(outcome),
         "details": _plain(details or {}),
         "before": _plain(before),
