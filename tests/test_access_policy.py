@@ -339,6 +339,136 @@ def test_T31_write_only_table_grant_reaches_every_column(shop):
     assert column_mode(user, Resource(shop.pk, None, "feedback", "body")).mode == ColumnMode.HIDDEN
 
 
+# --- restrictions match every spelling of the column; widening grants stay exact (T31) --------
+
+
+def test_T31_hidden_column_stays_hidden_whatever_spelling_of_the_default_schema(shop):
+    """The review's proving case: a rule scoped to "public" also hides the column addressed as schema None."""
+    support = role("Support")
+    grant(support, Action.VIEW, shop)  # reads the whole database ...
+    grant(support, Action.VIEW, shop, "public", "users", "ssn", ColumnMode.HIDDEN)  # ... but not this
+    user = member(support)
+    assert column_mode(user, Resource(shop.pk, "public", "users", "ssn")).mode == ColumnMode.HIDDEN
+    forget_grants(user)
+    # Same column on PostgreSQL, addressed without the schema (Resource: None = the default schema):
+    assert column_mode(user, Resource(shop.pk, None, "users", "ssn")).mode == ColumnMode.HIDDEN
+    assert not check(user, Action.VIEW, Resource(shop.pk, None, "users", "ssn"))
+    assert not check(user, Action.QUERY, Resource(shop.pk, None, "users", "ssn"))
+    assert column_mode(user, Resource(shop.pk, "sales", "users", "ssn")).mode == ColumnMode.VISIBLE, \
+        "a named other schema is a different column"
+
+
+def test_T31_masked_column_stays_masked_whatever_spelling_of_the_default_schema(shop):
+    support = role("Support")
+    grant(support, Action.VIEW, shop)
+    grant(support, Action.VIEW, shop, "public", "users", "card", ColumnMode.MASKED, MaskRule.LAST4)
+    user = member(support)
+    assert column_mode(user, Resource(shop.pk, None, "users", "card")) == ColumnView(ColumnMode.MASKED,
+                                                                                     MaskRule.LAST4)
+    assert column_mode(user, Resource(shop.pk, "PUBLIC", "users", "card")).mode == ColumnMode.MASKED
+    assert not check(user, Action.VIEW, Resource(shop.pk, None, "users", "card"))
+
+
+SPELLINGS = [("users", "ssn", "Users", "SSN"), ("Users", "SSN", "users", "ssn"), ("USERS", "ssn", "users", "Ssn")]
+
+
+@pytest.mark.parametrize(("rule_table", "rule_column", "table", "column"), SPELLINGS)
+@pytest.mark.parametrize("schema", [None, "public"])
+def test_T31_hidden_rule_matches_table_and_column_names_case_insensitively(shop, rule_table, rule_column, table,
+                                                                            column, schema):
+    support = role("Support")
+    grant(support, Action.VIEW, shop)
+    grant(support, Action.VIEW, shop, "public", rule_table, rule_column, ColumnMode.HIDDEN)
+    user = member(support)
+    assert column_mode(user, Resource(shop.pk, schema, table, column)).mode == ColumnMode.HIDDEN
+    assert column_modes(user, shop.pk, schema, table, [column, "name"]) == {column: ColumnView(ColumnMode.HIDDEN, None),
+                                                                          "name": ColumnView(ColumnMode.VISIBLE, None)}
+    assert not check(user, Action.VIEW, Resource(shop.pk, schema, table, column))
+
+
+@pytest.mark.parametrize(("rule_table", "rule_column", "table", "column"), SPELLINGS)
+def test_T31_masked_rule_matches_table_and_column_names_case_insensitively(shop, rule_table, rule_column, table,
+                                                                            column):
+    support = role("Support")
+    grant(support, Action.VIEW, shop, table=table)
+    grant(support, Action.UPDATE, shop, table=table)
+    grant(support, Action.VIEW, shop, table=rule_table, column=rule_column, mode=ColumnMode.MASKED,
+          rule=MaskRule.FIXED)
+    user = member(support)
+    access = table_access(user, shop.pk, None, table, [column, "name"])
+    assert access.columns[column] == ColumnView(ColumnMode.MASKED, MaskRule.FIXED)
+    assert access.columns["name"].mode == ColumnMode.VISIBLE
+    assert access.updatable == {"name"}, "a table-wide write grant does not reach the masked column"
+
+
+def test_T31_loosely_matching_rules_restrict_but_never_widen(shop):
+    """A masked rule that might be this column caps a clear view; it does not reveal a column never granted."""
+    masked_only = role("MaskedOnly")
+    grant(masked_only, Action.VIEW, shop, "public", "users", "card", ColumnMode.MASKED, MaskRule.LAST4)
+    user = member(masked_only)
+    assert column_mode(user, Resource(shop.pk, "public", "users", "card")).mode == ColumnMode.MASKED
+    assert column_mode(user, Resource(shop.pk, None, "users", "card")).mode == ColumnMode.HIDDEN
+    assert column_mode(user, Resource(shop.pk, "public", "USERS", "CARD")).mode == ColumnMode.HIDDEN
+    visible_only = role("VisibleOnly")
+    grant(visible_only, Action.VIEW, shop, "public", "users", "name", ColumnMode.VISIBLE)
+    other_user = member(visible_only, username="other")
+    assert column_mode(other_user, Resource(shop.pk, "public", "users", "name")).mode == ColumnMode.VISIBLE
+    assert column_mode(other_user, Resource(shop.pk, None, "users", "name")).mode == ColumnMode.HIDDEN
+    assert column_mode(other_user, Resource(shop.pk, "public", "users", "NAME")).mode == ColumnMode.HIDDEN
+
+
+def test_T31_a_named_schema_restriction_beats_a_wildcard_clear_rule_for_the_default_schema(shop):
+    support = role("Support")
+    grant(support, Action.VIEW, shop)
+    grant(support, Action.VIEW, shop, "", "users", "ssn", ColumnMode.VISIBLE)
+    grant(support, Action.VIEW, shop, "public", "users", "ssn", ColumnMode.HIDDEN)
+    user = member(support)
+    assert column_mode(user, Resource(shop.pk, None, "users", "ssn")).mode == ColumnMode.HIDDEN
+    assert column_mode(user, Resource(shop.pk, "sales", "users", "ssn")).mode == ColumnMode.VISIBLE
+    # The exact spelling keeps the usual rule: a more specific clear rule still wins over a broad restriction.
+    lenient = role("Lenient")
+    grant(lenient, Action.VIEW, shop)
+    grant(lenient, Action.VIEW, shop, "", "users", "ssn", ColumnMode.HIDDEN)
+    grant(lenient, Action.VIEW, shop, "sales", "users", "ssn", ColumnMode.VISIBLE)
+    other_user = member(lenient, username="other")
+    assert column_mode(other_user, Resource(shop.pk, "sales", "users", "ssn")).mode == ColumnMode.VISIBLE
+    assert column_mode(other_user, Resource(shop.pk, None, "users", "ssn")).mode == ColumnMode.HIDDEN
+    assert column_mode(other_user, Resource(shop.pk, "sales", "users", "SSN")).mode == ColumnMode.HIDDEN
+
+
+def test_T31_write_only_exception_does_not_apply_when_a_view_grant_might_cover_the_table(shop):
+    """Hidden column + table-wide write: blind writes only for users who cannot view the table at all."""
+    support = role("Support")
+    grant(support, Action.VIEW, shop, schema="public")
+    grant(support, Action.UPDATE, shop)
+    grant(support, Action.VIEW, shop, "public", "users", "ssn", ColumnMode.HIDDEN)
+    user = member(support)
+    assert not can_write_column(user, Action.UPDATE, Resource(shop.pk, "public", "users", "ssn"))
+    assert not can_write_column(user, Action.UPDATE, Resource(shop.pk, None, "users", "ssn"))
+    assert not can_write_column(user, Action.UPDATE, Resource(shop.pk, "public", "Users", "SSN"))
+    assert can_write_column(user, Action.UPDATE, Resource(shop.pk, "public", "users", "email"))
+    # Under schema None the view grant on "public" does not show email (widening is exact), but it might
+    # be the same table, so the write-only exception does not apply either: no blind write.
+    assert not can_write_column(user, Action.UPDATE, Resource(shop.pk, None, "users", "email"))
+
+
+def test_T20_widening_grants_compare_exactly(shop):
+    analysts = role("Analysts")
+    grant(analysts, Action.VIEW, shop, schema="sales")
+    grant(analysts, Action.DELETE, shop, table="Orders")
+    grant(analysts, Action.VIEW, shop, "sales", "users", "email", ColumnMode.VISIBLE)
+    user = member(analysts)
+    assert check(user, Action.VIEW, Resource(shop.pk, "sales", "orders", "total"))
+    assert not check(user, Action.VIEW, Resource(shop.pk, None, "orders")), "a grant on 'sales' is not the default"
+    assert not check(user, Action.VIEW, Resource(shop.pk, None, "orders", "total"))
+    assert not check(user, Action.VIEW, Resource(shop.pk, "SALES", "orders"))
+    assert column_modes(user, shop.pk, None, "users", ["email", "id"]) == {"email": ColumnView(ColumnMode.HIDDEN, None),
+                                                                        "id": ColumnView(ColumnMode.HIDDEN, None)}
+    assert visible_tables(user, shop.pk, None, ["orders", "users"]) == []
+    assert check(user, Action.DELETE, Resource(shop.pk, None, "Orders"))
+    assert not check(user, Action.DELETE, Resource(shop.pk, None, "orders")), "table names widen exactly"
+
+
 # --- caching and bounded queries -----------------------------------------------------------
 
 

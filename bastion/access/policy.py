@@ -14,6 +14,14 @@ clear unless a column grant of the same role says hidden or masked; across
 roles the most permissive mode wins (visible > masked > hidden). A role with
 only column grants on a table sees just those columns.
 
+Spelling (fail closed): grants that WIDEN access match exactly, so a grant on
+schema "sales" or table "Orders" covers neither the default schema (None) nor
+"orders". RESTRICTIONS (a column rule whose mode is not visible) match every
+spelling that could name the same column: schema None (the default schema)
+and a named schema match each other, and names compare casefolded (SQLite and
+often MySQL ignore case). A loosely matching restriction only lowers a role's
+view of a column, never raises it: see _Grant.may_be_inside and _column_views.
+
 A user's grants are read in one query the first time they are needed and
 cached on that user object. Django loads a fresh user for every request, so
 the cache never outlives a request and a revoked grant is gone at the next one.
@@ -100,14 +108,40 @@ class _Grant:
         return all(not mine or mine == theirs for mine, theirs in (
             (self.schema, resource.schema), (self.table, resource.table), (self.column, resource.column)))
 
+    def may_contain(self, resource: Resource) -> bool:
+        """Could this grant's scope be ``resource`` under another spelling? For restrictions only.
+
+        Like contains, but a named schema and None (the default schema) match
+        each other, and names compare casefolded: a restriction must apply
+        whenever it might be about the same object. Never use this to widen access.
+        """
+        if self.connection_id is None:
+            return True
+        if resource.connection_id != self.connection_id:
+            return False
+        if self.schema and resource.schema is not None and self.schema.casefold() != resource.schema.casefold():
+            return False
+        return all(not mine or (theirs is not None and mine.casefold() == theirs.casefold()) for mine, theirs in (
+            (self.table, resource.table), (self.column, resource.column)))
+
     def inside(self, table: Resource) -> bool:
         """A column grant on one of ``table``'s columns."""
         return bool(self.column) and self.contains(Resource(table.connection_id, table.schema, table.table,
                                                             self.column))
 
+    def may_be_inside(self, table: Resource) -> bool:
+        """A column grant that might be on one of ``table``'s columns (may_contain's loose spelling)."""
+        return bool(self.column) and self.may_contain(Resource(table.connection_id, table.schema, table.table,
+                                                               self.column))
+
     @property
     def specificity(self) -> int:
         return (self.connection_id is not None) + bool(self.schema) + bool(self.table) + bool(self.column)
+
+    @property
+    def restricts(self) -> bool:
+        """A column rule that shows less than clear (hidden, masked, or an unknown mode: fail closed)."""
+        return bool(self.column) and self.column_mode != ColumnMode.VISIBLE
 
     @property
     def hides(self) -> bool:
@@ -167,10 +201,7 @@ def check(user: Any, action: Action | str, resource: Resource | None = None) -> 
     return False
 
 
-def _role_mode(broad: bool, rules: list[_Grant]) -> ColumnView:
-    if not rules:
-        return VISIBLE if broad else HIDDEN
-    rule = max(rules, key=lambda g: g.specificity)  # within a role, the most specific rule wins
+def _rule_view(rule: _Grant) -> ColumnView:
     if rule.column_mode == ColumnMode.VISIBLE:
         return VISIBLE
     if rule.column_mode == ColumnMode.MASKED:
@@ -178,6 +209,15 @@ def _role_mode(broad: bool, rules: list[_Grant]) -> ColumnView:
         rule_name = MaskRule(rule.mask_rule) if rule.mask_rule in MaskRule.values else MaskRule.FIXED
         return ColumnView(ColumnMode.MASKED, rule_name)
     return HIDDEN  # hidden, or anything unknown: fail closed
+
+
+def _role_mode(broad: bool, rules: Iterable[_Grant]) -> ColumnView:
+    rules = list(rules)
+    if not rules:
+        return VISIBLE if broad else HIDDEN
+    # Within a role the most specific rule wins; between equally specific ones, the least revealing.
+    top = max(g.specificity for g in rules)
+    return _least(_rule_view(g) for g in rules if g.specificity == top)
 
 
 def _permissiveness(view: ColumnView) -> tuple[int, int]:
@@ -190,19 +230,41 @@ def _combine(views: Iterable[ColumnView]) -> ColumnView:
     return max(views, key=_permissiveness, default=HIDDEN)
 
 
+def _least(views: Iterable[ColumnView]) -> ColumnView:
+    return min(views, key=_permissiveness, default=HIDDEN)
+
+
 def _column_views(grants: tuple[_Grant, ...], table: Resource, names: Iterable[str]) -> dict[str, ColumnView]:
+    """Each named column's view. Per role: the lesser of the view from exactly matching rules and the
+    view once restrictions that may be the same column (other spelling) join in; so a loose match can
+    only lower what the exact rules give, never raise it. Across roles the most permissive wins."""
     broad_roles: set[int] = set()
-    rules: dict[int, dict[str, list[_Grant]]] = {}
+    exact: dict[int, dict[str, list[_Grant]]] = {}   # rules on exactly this column name
+    loose: dict[int, dict[str, list[_Grant]]] = {}   # restrictions that may be it, keyed casefolded
     for g in grants:
         if g.action != Action.VIEW:
             continue
-        if not g.column and g.contains(table):
-            broad_roles.add(g.role_id)
-        elif g.inside(table):
-            rules.setdefault(g.role_id, {}).setdefault(g.column, []).append(g)
-    roles = broad_roles | set(rules)
-    return {name: _combine(_role_mode(role in broad_roles, rules.get(role, {}).get(name, [])) for role in roles)
-            for name in names}
+        if not g.column:
+            if g.contains(table):
+                broad_roles.add(g.role_id)
+            continue
+        if g.inside(table):
+            exact.setdefault(g.role_id, {}).setdefault(g.column, []).append(g)
+        if g.restricts and g.may_be_inside(table):
+            loose.setdefault(g.role_id, {}).setdefault(g.column.casefold(), []).append(g)
+    roles = broad_roles | set(exact) | set(loose)
+
+    def role_view(role: int, name: str) -> ColumnView:
+        broad = role in broad_roles
+        exact_rules = exact.get(role, {}).get(name, [])
+        loose_rules = loose.get(role, {}).get(name.casefold(), [])
+        view = _role_mode(broad, exact_rules)
+        if not loose_rules:
+            return view
+        widening = [g for g in exact_rules if not g.restricts]  # clear rules still count, but only exact ones
+        return _least((view, _role_mode(broad, widening + loose_rules)))
+
+    return {name: _combine(role_view(role, name) for role in roles) for name in names}
 
 
 def column_modes(user: Any, connection_id: int, schema: str | None, table: str,
@@ -238,8 +300,11 @@ def _writes_column(grants: tuple[_Grant, ...], action: Action, resource: Resourc
         return True
     if mode == ColumnMode.MASKED:
         return False
+    # Blind writes to a hidden column only for users who cannot view its table at all; any view
+    # grant that might be on this table (other spelling) counts, to fail closed.
     table = resource.table_resource()
-    return not any(g.action == Action.VIEW and not g.hides and (g.contains(table) or g.inside(table))
+    return not any(g.action == Action.VIEW and not g.hides
+                   and (g.contains(table) or g.inside(table) or g.may_contain(table) or g.may_be_inside(table))
                    for g in grants)
 
 
