@@ -5,9 +5,13 @@ PostgreSQL and MariaDB tests talk to the real test servers (DESIGN.md, 'Test ser
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 import sqlite3
 import ssl
+import threading
 import uuid
+from pathlib import Path
 
 import psycopg
 import pymysql
@@ -17,6 +21,7 @@ from pymysql.constants import CLIENT
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 
+from bastion.connections import engines
 from bastion.connections.engines import (
     POOL_SIZE,
     build_engine,
@@ -196,3 +201,80 @@ def test_a_disabled_connection_has_no_engine(sqlite_connection):
     sqlite_connection.enabled = False
     with pytest.raises(ConnectionDisabled):
         get_engine(sqlite_connection)
+
+
+# --- T23: DNS rebinding with MySQL verify-full ----------------------------------------------------
+def tls_server(cert: str, key: str) -> tuple[int, threading.Thread]:
+    """A TLS server on 127.0.0.1 that completes one handshake with the certificate given."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(5)
+
+    def serve() -> None:
+        with server:
+            conn, _ = server.accept()
+            try:
+                with context.wrap_socket(conn, server_side=True):
+                    pass
+            except (ssl.SSLError, OSError):
+                conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return server.getsockname()[1], thread
+
+
+def test_T23_mysql_verify_full_connects_to_the_vetted_address_and_checks_the_name(pki, monkeypatch):
+    cert, key = pki  # a certificate for db.example
+    # "db.example" resolves (once, when vetted) to 127.0.0.1; PyMySQL must not resolve it again.
+    vetted = []
+    monkeypatch.setattr(engines, "vet_host", lambda host, port=None: vetted.append(host) or
+                        [ipaddress.ip_address("127.0.0.1")])
+    engine = one_shot(engine="mysql", host="db.example", port=3306, username="u", tls_mode="verify-full",
+                      tls_ca_file=cert)
+    seen: dict = {}
+
+    def connect(*_cargs, **cparams):
+        seen.update(cparams)
+        raise pymysql.err.OperationalError(2003, "not connecting in this test")
+
+    monkeypatch.setattr(engine.dialect, "connect", connect)
+    with pytest.raises(sa_exc.OperationalError):
+        engine.connect()
+    assert vetted == ["db.example"] and seen["host"] == "127.0.0.1"
+    context = seen["ssl"]
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+
+    # PyMySQL calls ctx.wrap_socket(sock, server_hostname=<its host>), here the address:
+    # the certificate is still checked against db.example.
+    port, thread = tls_server(cert, key)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw, \
+            context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+        assert tls.server_hostname == "db.example"
+    thread.join(5)
+
+    # ...and a certificate for another name is refused, whatever address was reached.
+    other_cert, other_key = str(pki[0]).replace("cert.pem", "o.pem"), str(pki[1]).replace("key.pem", "ok.pem")
+    make_self_signed(Path(other_cert), Path(other_key), ["evil.example"])
+    port, thread = tls_server(other_cert, other_key)
+    stranger = mysql_tls_arguments(Connection(host="db.example", tls_mode="verify-full", tls_ca_file=other_cert))
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw, \
+            pytest.raises(ssl.SSLCertVerificationError, match=r"db\.example"):
+        stranger["ssl"].wrap_socket(raw, server_hostname="127.0.0.1")
+    thread.join(5)
+
+
+def test_T23_mysql_require_connects_to_the_vetted_address(monkeypatch):
+    monkeypatch.setattr(engines, "vet_host", lambda host, port=None: [ipaddress.ip_address("127.0.0.1")])
+    engine = one_shot(engine="mysql", host="db.example", port=3306, username="u", tls_mode="require")
+    seen: dict = {}
+
+    def connect(*_cargs, **cparams):
+        seen.update(cparams)
+        raise pymysql.err.OperationalError(2003, "not connecting in this test")
+
+    monkeypatch.setattr(engine.dialect, "connect", connect)
+    with pytest.raises(sa_exc.OperationalError):
+        engine.connect()
+    assert seen["host"] == "127.0.0.1" and seen["local_infile"] is False

@@ -369,3 +369,61 @@ def test_an_fts_trigger_that_needs_trusted_schema_fails_with_a_clear_message(roo
 def test_a_refused_host_fails_the_test_without_a_network_attempt(root):
     result = test_connection(Connection(name="m", **{**PG, "host": "169.254.169.254"}), password="x")
     assert not result.ok and "never connects there" in result.message
+
+
+# --- T30: the stored password goes only to the server it was saved for -------------------------
+RETYPE = ("Type the password again: the server settings changed, and the stored password is only ever sent "
+          "to the server it was saved for.")
+
+
+@pytest.fixture
+def pki(tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    make_self_signed(cert, key, ["db.example"])
+    other = tmp_path / "other.pem"
+    make_self_signed(other, tmp_path / "other-key.pem", ["db.example"])
+    return str(cert), str(key), str(other)
+
+
+@pytest.mark.parametrize("change", [
+    {"host": "localhost"}, {"port": 6543}, {"username": "admin"}, {"engine": "mysql"},
+    {"tls_mode": "require"}, {"tls_mode": "verify-full", "tls_ca_file": "CA"},
+    {"tls_ca_file": "OTHER"}, {"tls_client_cert_file": "CERT", "tls_client_key_file": "KEY"},
+])
+def test_T30_a_server_setting_change_without_the_password_is_refused(admin, root, events, pki, change):
+    cert, key, other = pki
+    files = {"CA": cert, "OTHER": other, "CERT": cert, "KEY": key}
+    change = {name: files.get(value, value) for name, value in change.items()}
+    start = {**PG, "tls_mode": "verify-full", "tls_ca_file": cert} if "tls_ca_file" in change and \
+        "tls_mode" not in change else PG
+    conn = create_connection(admin, None, name="pg", password="Stored-pw-1", **start)
+    if "tls_client_cert_file" in change:
+        change["tls_mode"] = "require"
+    events.new()
+    with pytest.raises(ValidationError) as caught:
+        update_connection(admin, None, conn, **change)
+    assert caught.value.message_dict == {"password": [RETYPE]}
+    assert events.new() == []
+    stored = Connection.objects.get(pk=conn.pk)
+    assert (stored.host, stored.port, stored.username, stored.engine) == (
+        start["host"], start["port"], start["username"], start["engine"])
+    # Typed again, or removed, the change goes through.
+    update_connection(admin, None, conn, password="Typed-again-1", **change)
+    assert decrypt_secret(Connection.objects.get(pk=conn.pk).password_encrypted) == "Typed-again-1"
+
+
+def test_T30_the_stored_password_stays_for_the_same_server(admin, root):
+    conn = create_connection(admin, None, name="pg", password="Stored-pw-1", **PG)
+    token = conn.password_encrypted
+    # Name and database do not change where the password goes; a port spelled as text is the same port.
+    conn = update_connection(admin, None, conn, name="pg2", database="other", port="5432", host=" 127.0.0.1 ")
+    assert conn.password_encrypted == token
+
+
+def test_T30_removing_the_password_with_a_new_host_is_allowed(admin, root):
+    conn = create_connection(admin, None, name="pg", password="Stored-pw-1", **PG)
+    conn = update_connection(admin, None, conn, host="localhost", clear_password=True)
+    assert (conn.host, conn.password_encrypted) == ("localhost", "")
+    # No stored password: nothing to protect, nothing to type again.
+    conn = update_connection(admin, None, conn, host="127.0.0.1")
+    assert conn.host == "127.0.0.1"

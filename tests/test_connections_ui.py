@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import sqlite3
+import struct
+import threading
 
 import pytest
 
 from bastion.audit.models import AuditEvent
+from bastion.connections.crypto import encrypt_secret
 from bastion.connections.models import Connection
 from tests.conftest import HttpsClient, login
 from tests.test_connections_services import MY, PG, need
@@ -52,7 +57,7 @@ def test_register_test_and_delete_sqlite_connection(admin_client, sqlite_file):
     assert admin_client.post(f"/admin/connections/{shop.pk}/delete/", {"confirmation": "Shop"}).status_code == 302
     assert not Connection.objects.exists()
     assert [e.action for e in AuditEvent.objects.filter(action__startswith="connection.").order_by("seq")] == [
-        "connection.created", "connection.deleted"]
+        "connection.tested", "connection.created", "connection.tested", "connection.deleted"]
 
 
 def test_T22_sqlite_file_outside_roots_refused_next_to_the_field(admin_client, sqlite_file):
@@ -179,3 +184,178 @@ def test_T30_rotate_keys_reencrypts_and_drops_the_old_key(admin, settings, capsy
     with pytest.raises(InvalidToken):
         decrypt_secret(pg.password_encrypted)
     assert AuditEvent.objects.filter(action="connection.keys_rotated").count() == 1
+
+
+# --- T30: the stored password goes only to the server it was saved for --------------------------------
+RETYPE = ("Type the password again: the server settings changed, and the stored password is only ever sent "
+          "to the server it was saved for.")
+
+
+def _exactly(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise ConnectionError("closed")
+        data += chunk
+    return data
+
+
+class FakePostgres:
+    """A "PostgreSQL server" on 127.0.0.1 that asks for a cleartext password and keeps what it gets."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.server.settimeout(0.1)
+        self.port = self.server.getsockname()[1]
+        self.connections = 0
+        self.received: list[bytes] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.server.accept()
+            except TimeoutError:
+                continue
+            self.connections += 1
+            with conn, contextlib.suppress(OSError):  # the client gave up: nothing more to record
+                self._talk(conn)
+
+    def _talk(self, conn: socket.socket) -> None:
+        conn.settimeout(5)
+        while True:
+            length, code = struct.unpack("!II", _exactly(conn, 8))
+            _exactly(conn, length - 8)
+            if code in (80877103, 80877104):  # SSLRequest, GSSENCRequest: "no"
+                conn.sendall(b"N")
+                continue
+            break  # the StartupMessage
+        conn.sendall(b"R" + struct.pack("!II", 8, 3))  # AuthenticationCleartextPassword
+        kind = _exactly(conn, 1)
+        (length,) = struct.unpack("!I", _exactly(conn, 4))
+        self.received.append(kind + _exactly(conn, length - 4))  # 'p' ... password \0
+
+    def got(self, secret: str) -> bool:
+        return any(secret.encode() in message for message in self.received)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.server.close()
+
+
+@pytest.fixture
+def fake_pg(settings):
+    settings.TARGET_HOSTS_ALLOWED = []  # 127.0.0.1 is then allowed: netguard refuses only fixed ranges
+    server = FakePostgres()
+    yield server
+    server.close()
+
+
+def closed_port() -> int:
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        return probe.getsockname()[1]
+
+
+def stored_pg(host: str, port: int) -> Connection:
+    """A connection registered earlier, with a password the admin never sees again."""
+    return Connection.objects.create(name="prod", engine="postgresql", host=host, port=port, database="app",
+                                     username="app", tls_mode="disable", password_encrypted=encrypt_secret(SECRET))
+
+
+def pg_form(connection: Connection, **fields) -> dict:
+    return form(**{"name": connection.name, "engine": "postgresql", "host": connection.host, "port": connection.port,
+                   "database": connection.database, "username": connection.username, "tls_mode": "disable",
+                   "updated_at": connection.updated_at.isoformat(), **fields})
+
+
+def test_T30_edit_form_test_does_not_send_the_stored_password_to_a_new_host(admin_client, fake_pg):
+    prod = stored_pg("10.0.0.5", 5432)
+    response = admin_client.post(f"/admin/connections/{prod.pk}/edit/", pg_form(
+        prod, name="prod (copy)", host="127.0.0.1", port=fake_pg.port, action="test"))
+    assert response.status_code == 400
+    assert response.context["form"].errors["password"] == [RETYPE]
+    assert fake_pg.connections == 0 and not fake_pg.got(SECRET)
+
+
+@pytest.mark.parametrize("change", [
+    {"host": "127.0.0.1"}, {"port": 6543}, {"username": "postgres"}, {"tls_mode": "require"},
+    {"engine": "mysql"}])
+def test_T30_any_server_setting_change_needs_the_password_again_to_test(admin_client, fake_pg, change):
+    prod = stored_pg("localhost", fake_pg.port)
+    response = admin_client.post(f"/admin/connections/{prod.pk}/edit/", pg_form(prod, action="test", **change))
+    assert response.context["form"].errors.get("password") == [RETYPE], response.context["form"].errors
+    assert fake_pg.connections == 0
+
+
+def test_T30_edit_form_test_sends_a_retyped_password_to_the_new_host(admin_client, fake_pg):
+    prod = stored_pg("10.0.0.5", 5432)
+    response = admin_client.post(f"/admin/connections/{prod.pk}/edit/", pg_form(
+        prod, host="127.0.0.1", port=fake_pg.port, password="Typed-Again-1", action="test"))
+    assert "Could not connect" in response.content.decode()
+    assert fake_pg.got("Typed-Again-1") and not fake_pg.got(SECRET)
+
+
+def test_T30_edit_form_test_with_the_same_server_uses_the_stored_password(admin_client, fake_pg):
+    # Name and database are not where the password goes: the stored one is still used.
+    prod = stored_pg("127.0.0.1", fake_pg.port)
+    response = admin_client.post(f"/admin/connections/{prod.pk}/edit/", pg_form(
+        prod, name="prod renamed", database="other", action="test"))
+    body = response.content.decode()
+    assert "Could not connect" in body and "already exists" not in body
+    assert fake_pg.got(SECRET)
+
+
+def test_T30_save_with_a_new_host_then_connect_never_sends_the_stored_password(admin_client, fake_pg):
+    prod = stored_pg("localhost", closed_port())
+    token = prod.password_encrypted
+    saved = admin_client.post(f"/admin/connections/{prod.pk}/edit/", pg_form(
+        prod, host="127.0.0.1", port=fake_pg.port))
+    assert saved.status_code == 400 and saved.context["form"].errors["password"] == [RETYPE]
+    prod.refresh_from_db()
+    assert (prod.host, prod.password_encrypted) == ("localhost", token)
+    admin_client.post(f"/admin/connections/{prod.pk}/test/")
+    assert fake_pg.connections == 0
+
+    # With the password typed again the new server gets that one, never the stored one.
+    saved = admin_client.post(f"/admin/connections/{prod.pk}/edit/", pg_form(
+        prod, host="127.0.0.1", port=fake_pg.port, password="Typed-Again-2"))
+    assert saved.status_code == 302
+    admin_client.post(f"/admin/connections/{prod.pk}/test/")
+    assert fake_pg.got("Typed-Again-2") and not fake_pg.got(SECRET)
+
+
+def test_edit_form_test_of_an_unchanged_connection_connects(admin_client, sqlite_file):
+    admin_client.post("/admin/connections/new/", form(sqlite_path=str(sqlite_file)))
+    shop = Connection.objects.get()
+    response = admin_client.post(f"/admin/connections/{shop.pk}/edit/", form(
+        sqlite_path=str(sqlite_file), updated_at=shop.updated_at.isoformat(), action="test"))
+    body = response.content.decode()
+    assert response.status_code == 200 and "Connected: SQLite" in body, body
+    assert "already exists" not in body
+
+
+def test_edit_form_test_still_refuses_the_name_of_another_connection(admin_client, sqlite_file):
+    admin_client.post("/admin/connections/new/", form(sqlite_path=str(sqlite_file)))
+    admin_client.post("/admin/connections/new/", form(sqlite_path=str(sqlite_file), name="Other"))
+    other = Connection.objects.get(name="Other")
+    response = admin_client.post(f"/admin/connections/{other.pk}/edit/", form(
+        sqlite_path=str(sqlite_file), name="Shop", updated_at=other.updated_at.isoformat(), action="test"))
+    assert response.status_code == 400 and response.context["form"].errors["name"]
+
+
+def test_T30_every_test_is_audited_without_the_password(admin_client, fake_pg, sqlite_file):
+    admin_client.post("/admin/connections/new/", form(sqlite_path=str(sqlite_file), action="test"))
+    prod = stored_pg("127.0.0.1", fake_pg.port)
+    admin_client.post(f"/admin/connections/{prod.pk}/edit/", pg_form(prod, action="test"))
+    admin_client.post(f"/admin/connections/{prod.pk}/test/")
+    tested = list(AuditEvent.objects.filter(action="connection.tested").order_by("seq"))
+    assert [(e.target, e.details["ok"], e.outcome) for e in tested] == [
+        ("Shop", True, "success"), ("prod", False, "failure"), ("prod", False, "failure")]
+    assert tested[0].details["message"] == "Connected."
+    assert all(e.details["message"] for e in tested) and fake_pg.got(SECRET)
+    assert SECRET not in str(list(AuditEvent.objects.values())) and prod.password_encrypted not in str(
+        list(AuditEvent.objects.values()))

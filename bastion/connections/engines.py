@@ -33,7 +33,7 @@ from bastion.connections.models import Connection, TlsMode
 from bastion.connections.models import Engine as EngineKind
 from bastion.connections.netguard import vet_host
 from bastion.connections.sqlite_guard import check_sqlite_path, install_authorizer
-from bastion.connections.validation import DEFAULT_PORTS
+from bastion.connections.validation import DEFAULT_PORTS, TLS_FILE_FIELDS, TLS_PATH_COLON
 
 POOL_SIZE = 5
 MAX_OVERFLOW = 5
@@ -148,19 +148,17 @@ def _guard_sqlite(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
 
 
 # --- network engines --------------------------------------------------------------------------
-def _connect_vetted(connection: Connection, host_param: str | None,
+def _connect_vetted(connection: Connection, host_param: str,
                     per_connect: Callable[[], dict[str, Any]]) -> Callable[..., Any]:
     """A do_connect hook: vet the host now, then try the vetted addresses in order.
 
-    ``host_param`` names the driver argument that receives the vetted address
-    (None: keep the name, for certificate checks that need it).
+    ``host_param`` names the driver argument that receives the vetted address;
+    certificate checks keep using the name (libpq ``host``, MySQL's TLS context).
     """
 
     def do_connect(dialect: Any, _record: Any, cargs: list[Any], cparams: dict[str, Any]) -> Any:
         addresses = vet_host(connection.host, connection.port)
         params = {**cparams, **per_connect()}
-        if host_param is None:
-            return dialect.connect(*cargs, **params)
         errors: list[Exception] = []
         for address in addresses:  # vet_host returns at least one
             try:
@@ -174,6 +172,10 @@ def _connect_vetted(connection: Connection, host_param: str | None,
 
 def postgresql_tls_arguments(connection: Connection) -> dict[str, str]:
     """libpq TLS keywords for the connection's TLS mode."""
+    for name in TLS_FILE_FIELDS:
+        # Validation refuses these; a row saved before that rule must not reach libpq either.
+        if ":" in getattr(connection, name):
+            raise ValueError(TLS_PATH_COLON)
     if connection.tls_mode == TlsMode.DISABLE:
         return {"sslmode": "disable"}
     args = {"sslmode": "verify-full" if connection.tls_mode == TlsMode.VERIFY_FULL else "require",
@@ -200,13 +202,37 @@ def _postgresql_engine(connection: Connection, password: str, options: dict[str,
     return engine
 
 
+class NameCheckedContext(ssl.SSLContext):
+    """A client TLS context that checks the server certificate against ``server_name``.
+
+    PyMySQL calls ``ctx.wrap_socket(sock, server_hostname=<its host argument>)``;
+    that argument is the vetted address (no second DNS lookup, T23), while the
+    certificate must still match the name the administrator registered.
+    """
+
+    server_name: str = ""
+
+    def wrap_socket(self, sock: Any, server_side: bool = False, do_handshake_on_connect: bool = True,
+                    suppress_ragged_eofs: bool = True, server_hostname: str | None = None,
+                    session: Any = None) -> ssl.SSLSocket:
+        return super().wrap_socket(sock, server_side, do_handshake_on_connect, suppress_ragged_eofs,
+                                   self.server_name or server_hostname, session)
+
+    def wrap_bio(self, incoming: ssl.MemoryBIO, outgoing: ssl.MemoryBIO, server_side: bool = False,
+                 server_hostname: str | None = None, session: Any = None) -> ssl.SSLObject:
+        return super().wrap_bio(incoming, outgoing, server_side, self.server_name or server_hostname, session)
+
+
 def mysql_tls_arguments(connection: Connection) -> dict[str, Any]:
     """PyMySQL TLS arguments; an SSLContext makes TLS mandatory (a dict would fall back to plain text)."""
     if connection.tls_mode == TlsMode.DISABLE:
         return {"ssl_disabled": True}
-    verify = connection.tls_mode == TlsMode.VERIFY_FULL
-    context = ssl.create_default_context(cafile=connection.tls_ca_file if verify else None)
-    if not verify:
+    if connection.tls_mode == TlsMode.VERIFY_FULL:
+        context: ssl.SSLContext = NameCheckedContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED, check_hostname
+        context.server_name = connection.host
+        context.load_verify_locations(cafile=connection.tls_ca_file)
+    else:
+        context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     context.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -225,10 +251,9 @@ def _mysql_engine(connection: Connection, password: str, options: dict[str, Any]
         # Built per connection so replaced certificate files are read again.
         return {**mysql_tls_arguments(connection), "local_infile": False}
 
-    verify_name = connection.tls_mode == TlsMode.VERIFY_FULL
-    # With verify-full the certificate must match the name, so the name is kept;
-    # a rebinding to another server then fails the certificate check instead.
-    hook = _connect_vetted(connection, None if verify_name else "host", per_connect)
+    # The vetted address, never the name: PyMySQL would resolve the name again (rebinding).
+    # With verify-full the TLS context still checks the certificate against the name.
+    hook = _connect_vetted(connection, "host", per_connect)
 
     def do_connect(dialect: Any, record: Any, cargs: list[Any], cparams: dict[str, Any]) -> Any:
         # A server may ask for a client file with LOAD DATA LOCAL even unasked; the

@@ -38,7 +38,8 @@ class ConnectionForm(forms.Form):
             del self.fields["updated_at"]
         elif instance.password_encrypted:
             self.fields["password"].widget.attrs["placeholder"] = "unchanged"
-            self.fields["password"].help_text = "Leave empty to keep the stored password."
+            self.fields["password"].help_text = ("Leave empty to keep the stored password; type it again if you "
+                                                 "change the engine, host, port, user or TLS settings.")
 
     def settings(self) -> dict[str, Any]:
         """The cleaned settings, as the connection services take them."""

@@ -2,7 +2,11 @@
 
 Each change is one transaction with exactly one audit event; no event, log
 line or message ever holds a password (T30): audit snapshots say only whether
-a password is set. Views call these after checking the ``manage`` permission.
+a password is set. A stored password is only ever sent to the server it was
+saved for: when an edit changes where it would go (engine, host, port, user,
+TLS settings), saving or testing needs the password typed again. Every test is
+audited ("connection.tested"). Views call these after checking the ``manage``
+permission.
 """
 
 from __future__ import annotations
@@ -17,13 +21,14 @@ from django.http import HttpRequest
 from sqlalchemy import Engine as SAEngine
 from sqlalchemy import func, literal, select, table
 
+from bastion.audit.models import Outcome
 from bastion.audit.services import record
 from bastion.connections import reflection
 from bastion.connections.crypto import decrypt_secret, encrypt_secret
 from bastion.connections.engines import build_engine, dispose_engine
 from bastion.connections.errors import safe_message
 from bastion.connections.models import Connection, Engine
-from bastion.connections.validation import EDITABLE_FIELDS, apply_fields, validate
+from bastion.connections.validation import EDITABLE_FIELDS, apply_fields, server_identity, validate
 from bastion.logs import get_logger
 
 log = get_logger("bastion.connections")
@@ -57,6 +62,26 @@ def _set_password(connection: Connection, password: str) -> None:
         else ""
 
 
+SERVER_CHANGED = ("Type the password again: the server settings changed, and the stored password is only ever "
+                  "sent to the server it was saved for.")
+
+
+def _choose_password(draft: Connection, stored: Connection, password: str | None, clear_password: bool) -> None:
+    """Set ``draft``'s password: typed, removed, or kept when it still goes to ``stored``'s server.
+
+    ``draft`` is validated (normalised) already; ``stored`` is the saved row it was made from.
+    Raises ValidationError on the password field rather than reuse a stored password elsewhere (T30).
+    """
+    if clear_password or draft.engine == Engine.SQLITE:
+        draft.password_encrypted = ""
+    elif password:
+        _set_password(draft, password)
+    elif stored.password_encrypted and server_identity(draft) != server_identity(stored):
+        raise ValidationError({"password": [SERVER_CHANGED]})
+    else:
+        draft.password_encrypted = stored.password_encrypted
+
+
 def _duplicate_name() -> ValidationError:
     return ValidationError({"name": ["A connection with this name already exists."]})
 
@@ -82,22 +107,21 @@ def update_connection(actor: Any, request: HttpRequest | None, connection: Conne
                       password: str | None = None, clear_password: bool = False, **fields: Any) -> Connection:
     """Change settings. An empty ``password`` keeps the stored one; ``clear_password`` removes it.
 
+    The stored password is kept only while it still goes to the same server: with
+    the engine, host, port, user or a TLS setting changed, an empty ``password``
+    is refused (ValidationError on "password") instead (T30).
+
     Refused with a non-field error if someone else changed the connection since
     ``connection`` was loaded, so one administrator cannot silently undo another's edit.
     """
+    stored = Connection.objects.get(pk=connection.pk)
     draft = Connection.objects.get(pk=connection.pk)
     loaded_at = connection.updated_at or draft.updated_at
     before = snapshot(draft)
-    stored_password = draft.password_encrypted
     apply_fields(draft, fields)
     validate(draft)
-    if clear_password:
-        draft.password_encrypted = ""
-    elif password:
-        _set_password(draft, password)
-    elif draft.engine == Engine.SQLITE:
-        draft.password_encrypted = ""
-    password_changed = draft.password_encrypted != stored_password
+    _choose_password(draft, stored, password, clear_password)
+    password_changed = draft.password_encrypted != stored.password_encrypted
     try:
         with transaction.atomic():
             current = Connection.objects.select_for_update().get(pk=draft.pk)
@@ -189,6 +213,47 @@ def test_connection(connection: Connection, *, password: str | None = None) -> T
 
 
 test_connection.__test__ = False  # type: ignore[attr-defined]  # a service, though pytest would collect the name
+
+
+def _record_test(actor: Any, request: HttpRequest | None, target: str, result: TestResult, *,
+                 form: bool, tested: Connection) -> None:
+    record("connection.tested", request=request, actor=actor, target=target,
+           outcome=Outcome.SUCCESS if result.ok else Outcome.FAILURE,
+           details={"ok": result.ok, "message": result.message, "form": form}, after=snapshot(tested))
+
+
+def test_saved_connection(actor: Any, request: HttpRequest | None, connection: Connection) -> TestResult:
+    """The list page's "Test": the saved settings and password; audited."""
+    result = test_connection(connection)
+    _record_test(actor, request, connection.name, result, form=False, tested=connection)
+    return result
+
+
+def test_settings(actor: Any, request: HttpRequest | None, connection: Connection | None, *,
+                  password: str | None = None, clear_password: bool = False, **fields: Any) -> TestResult:
+    """A form's "Test connection": the typed settings, never saved; audited.
+
+    ``connection`` is the saved connection being edited (None on the new page).
+    Its stored password is used only when the typed settings still point at its
+    server; otherwise ValidationError on "password", as when saving (T30).
+    Raises ValidationError for settings that could not be saved either.
+    """
+    if connection is None:
+        stored, draft = Connection(), Connection()
+    else:
+        stored = Connection.objects.get(pk=connection.pk)
+        # A copy of the saved row, so the unique name check does not clash with itself.
+        draft = Connection.objects.get(pk=connection.pk)
+    apply_fields(draft, fields)
+    validate(draft)
+    _choose_password(draft, stored, password, clear_password)
+    result = test_connection(draft)
+    _record_test(actor, request, stored.name or draft.name, result, form=True, tested=draft)
+    return result
+
+
+test_saved_connection.__test__ = False  # type: ignore[attr-defined]
+test_settings.__test__ = False  # type: ignore[attr-defined]
 
 
 def _failed(connection: Connection, exc: BaseException, secrets: list[str]) -> TestResult:

@@ -1,8 +1,9 @@
 """Checking a connection's settings before they are saved, with messages keyed by form field.
 
 Engine-specific rules: a SQLite file inside the roots (T22); for servers a host
-that netguard accepts (T23), a port, a user, and TLS files that exist and fit
-the TLS mode (T29). Settings that the chosen engine does not use are cleared,
+that netguard accepts (T23), a port, a user, and TLS files that exist, fit
+the TLS mode (T29) and have no ':' in their path (libpq would load an OpenSSL
+engine named before it). Settings that the chosen engine does not use are cleared,
 so a stored row never carries a stale host or certificate path.
 """
 
@@ -26,6 +27,12 @@ EDITABLE_FIELDS = (
 SERVER_FIELDS = ("host", "port", "database", "username", "tls_ca_file", "tls_client_cert_file",
                  "tls_client_key_file")
 TLS_FILE_FIELDS = ("tls_ca_file", "tls_client_cert_file", "tls_client_key_file")
+# Where a saved password goes: with any of these changed it must be typed again (T30).
+# The name and the database name are not among them: they do not change the server.
+SERVER_IDENTITY_FIELDS = ("engine", "host", "port", "username", "tls_mode", *TLS_FILE_FIELDS)
+# libpq reads "X:Y" as the key Y of the OpenSSL engine X, which it loads (a shared library).
+TLS_PATH_COLON = ("A ':' is not allowed in this path: the database driver would read it as an OpenSSL engine "
+                  "and key name.")
 DEFAULT_PORTS = {Engine.POSTGRESQL: 5432, Engine.MYSQL: 3306}
 
 Errors = dict[str, list[str]]
@@ -40,6 +47,11 @@ def apply_fields(connection: Connection, fields: dict[str, Any]) -> None:
         if name == "port" and value in ("", None):
             value = None
         setattr(connection, name, value.strip() if isinstance(value, str) else value)
+
+
+def server_identity(connection: Connection) -> tuple[str, ...]:
+    """The settings that decide which server a password is sent to, compared as text ("5432" is 5432)."""
+    return tuple(str(getattr(connection, name) or "").strip() for name in SERVER_IDENTITY_FIELDS)
 
 
 def validate(connection: Connection) -> None:
@@ -116,6 +128,8 @@ def _validate_tls(connection: Connection, errors: Errors) -> None:
 
 
 def _file_problem(value: str) -> str | None:
+    if ":" in value:
+        return TLS_PATH_COLON
     path = Path(value)
     if not path.is_absolute():
         return "Give the full path of the file."

@@ -15,28 +15,20 @@ from bastion.access.models import Action
 from bastion.connections import services
 from bastion.connections.forms import ConnectionForm, DeleteForm
 from bastion.connections.models import Connection
-from bastion.connections.validation import apply_fields, validate
 
 MANAGE = Action.MANAGE
 
 
-def _draft(form: ConnectionForm) -> Connection:
-    """An unsaved connection built from the form, for "Test connection" before saving."""
-    draft = Connection()
-    if form.instance is not None:
-        draft.password_encrypted = form.instance.password_encrypted
-    apply_fields(draft, form.settings())
-    validate(draft)
-    return draft
-
-
 def _test_draft(request: HttpRequest, form: ConnectionForm) -> None:
+    """"Test connection" with the typed settings, before saving (the stored password only for its server)."""
     try:
-        draft = _draft(form)
+        result = services.test_settings(request.user, request, form.instance,
+                                        password=form.cleaned_data["password"],
+                                        clear_password=form.cleaned_data.get("clear_password", False),
+                                        **form.settings())
     except ValidationError as exc:
         form.add_error(None, exc)
         return
-    result = services.test_connection(draft, password=form.cleaned_data["password"] or None)
     if result.ok:
         messages.success(request, f"Connected: {result.server_version}.")
     else:
@@ -93,7 +85,7 @@ def connection_edit(request: HttpRequest, pk: int) -> HttpResponse:
 @requires(MANAGE)
 def connection_test(request: HttpRequest, pk: int) -> HttpResponse:
     connection = get_object_or_404(Connection, pk=pk)
-    result = services.test_connection(connection)
+    result = services.test_saved_connection(request.user, request, connection)
     if result.ok:
         messages.success(request, f"{connection.name}: connected ({result.server_version}).")
     else:
