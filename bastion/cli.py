@@ -140,10 +140,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     plain = conf["dev"] and args.plain_http
     argv = [sys.executable, "-I", "-m", "bastion.server", "--host", host, "--port", str(port),
             "--workers", str(args.workers or conf["workers"]), "--proxy-count", str(conf["proxy_count"])]
+    redirect_port = args.http_redirect_port or conf["http_redirect_port"]
     if plain:
         argv.append("--plain-http")
     else:
         argv += ["--cert", cert, "--key", key]
+        if redirect_port:
+            argv += ["--http-redirect-port", str(redirect_port), "--site-url", conf["site_url"]]
     scheme = "http" if plain else "https"
     shown = f"[{host}]" if ":" in host else host
     print(f"Bastion is serving {scheme}://{shown}:{port}/ (stop with Ctrl+C)", flush=True)
@@ -269,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=0)
     p.add_argument("--allow-root", action="store_true")
     p.add_argument("--plain-http", action="store_true", help="development mode only")
+    p.add_argument("--http-redirect-port", type=int, help="also redirect plain HTTP on this port to HTTPS")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("check", help="check the configuration for production (non-zero exit on problems)")

@@ -72,6 +72,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("tls_cert", None, str, "TLS certificate (default: <data dir>/tls/cert.pem)."),
     Option("tls_key", None, str, "TLS private key (default: <data dir>/tls/key.pem).", True),
     Option("workers", 0, int, "Server worker processes (0: from the CPU count)."),
+    Option("http_redirect_port", 0, int,
+           "Also listen for plain HTTP on this port and redirect every request to the HTTPS site URL (0: off)."),
     Option("sqlite_roots", [], list,
            "Directories SQLite databases may be registered from (default: <data dir>/databases)."),
     Option("target_hosts_allowed", [], list,

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import os
 import ssl
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -18,6 +20,37 @@ MAX_WORKERS = 8
 
 def default_workers() -> int:
     return min(MAX_WORKERS, (os.cpu_count() or 1) * 2 + 1)
+
+
+class RedirectToHttps(BaseHTTPRequestHandler):
+    """Answers every plain-HTTP request with a redirect to the same path on the HTTPS site (T29).
+
+    The target is the configured site URL, never the request's Host header, so
+    this cannot be turned into an open redirect.
+    """
+
+    site_url = ""
+
+    def _redirect(self) -> None:
+        path = "/" + self.path.lstrip("/")  # "//evil.example" stays a path on our own site
+        self.send_response(301)
+        self.send_header("Location", self.site_url + path)
+        self.send_header("Content-Length", "0")
+        self.send_header("Connection", "close")
+        self.end_headers()
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _redirect
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # gunicorn's own log stays the one place for server messages
+
+
+def start_redirector(host: str, port: int, site_url: str) -> ThreadingHTTPServer:
+    """Serve the HTTP-to-HTTPS redirect from a daemon thread of the server's master process."""
+    handler = type("SiteRedirect", (RedirectToHttps,), {"site_url": site_url.rstrip("/")})
+    server = ThreadingHTTPServer((host, port), handler)
+    threading.Thread(target=server.serve_forever, name="http-redirect", daemon=True).start()
+    return server
 
 
 def tls12_or_newer(config: Any, default_factory: Any) -> ssl.SSLContext:
@@ -65,6 +98,11 @@ def gunicorn_options(args: argparse.Namespace) -> dict[str, Any]:
     }
     if not args.plain_http:
         options.update(certfile=args.cert, keyfile=args.key, ssl_context=tls12_or_newer)
+        if args.http_redirect_port:
+            def when_ready(server: Any) -> None:
+                start_redirector(args.host, args.http_redirect_port, args.site_url)
+
+            options["when_ready"] = when_ready
     return options
 
 
@@ -77,6 +115,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--proxy-count", type=int, default=0)
     parser.add_argument("--plain-http", action="store_true")
+    parser.add_argument("--http-redirect-port", type=int, default=0)
+    parser.add_argument("--site-url", default="")
     args = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bastion.settings")
     BastionServer(gunicorn_options(args)).run()

@@ -135,7 +135,8 @@ def test_T28_server_limits_header_sizes():
     from bastion.server import gunicorn_options
 
     options = gunicorn_options(argparse.Namespace(
-        host="127.0.0.1", port=8443, workers=1, proxy_count=0, plain_http=False, cert="c", key="k"))
+        host="127.0.0.1", port=8443, workers=1, proxy_count=0, plain_http=False, cert="c", key="k",
+        http_redirect_port=0, site_url=""))
     assert options["limit_request_line"] <= 8190
     assert options["limit_request_fields"] <= 100
     assert options["limit_request_field_size"] <= 8190

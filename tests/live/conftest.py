@@ -41,6 +41,7 @@ class LiveBastion:
     base_url: str
     host: str
     port: int
+    http_port: int
     admin_username: str
     one_time_password: str
     data_dir: Path
@@ -122,10 +123,11 @@ def live_bastion(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveBasti
     otp_file = root / "one-time-password"
     env = _clean_env(data_dir)
     run_cli(data_dir, env, "init", "--one-time-password-file", str(otp_file))
-    port = _free_port()
+    port, http_port = _free_port(), _free_port()
+    env["BASTION_SITE_URL"] = f"https://127.0.0.1:{port}"
     log_file = root / "server.log"
     argv = [str(BASTION), "--data-dir", str(data_dir), "serve", "--port", str(port),
-            "--workers", "2"]
+            "--workers", "2", "--http-redirect-port", str(http_port)]
     if os.geteuid() == 0:
         argv.append("--allow-root")
     with log_file.open("wb") as log:
@@ -134,7 +136,7 @@ def live_bastion(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveBasti
     try:
         _wait_for_port(proc, port, log_file)
         yield LiveBastion(
-            base_url=f"https://127.0.0.1:{port}", host="127.0.0.1", port=port,
+            base_url=f"https://127.0.0.1:{port}", host="127.0.0.1", port=port, http_port=http_port,
             admin_username="admin", one_time_password=otp_file.read_text(encoding="utf-8").strip(),
             data_dir=data_dir, env=env, log_file=log_file,
         )

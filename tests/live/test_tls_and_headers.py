@@ -152,6 +152,23 @@ def test_T29_plain_http_to_tls_port_is_not_served(live_bastion: LiveBastion) -> 
     assert https(live_bastion, "/accounts/login/").status == 200
 
 
+@pytest.mark.parametrize(("path", "expected"), [
+    ("/accounts/login/?next=/audit/", "/accounts/login/?next=/audit/"),
+    ("//evil.example/steal", "/evil.example/steal"),
+])
+def test_T29_plain_http_port_redirects_to_the_https_site(live_bastion: LiveBastion, path: str,
+                                                          expected: str) -> None:
+    for method in ("GET", "POST"):
+        conn = http.client.HTTPConnection("127.0.0.1", live_bastion.http_port, timeout=TIMEOUT)
+        try:
+            conn.request(method, path, headers={"Host": "evil.example"})
+            response = conn.getresponse()
+            assert response.status == 301
+            assert response.getheader("Location") == live_bastion.base_url + expected
+        finally:
+            conn.close()
+
+
 def test_T18_foreign_host_header_rejected_by_real_server(live_bastion: LiveBastion) -> None:
     assert https(live_bastion, "/accounts/login/", {"Host": "evil.example"}).status == 400
     own_host = f"127.0.0.1:{live_bastion.port}"
