@@ -26,17 +26,14 @@ from bastion.access.decorators import requires
 from bastion.access.forms import DeleteRoleForm, GrantForm, MemberForm, RoleForm, TemplateForm
 from bastion.access.models import GLOBAL_ACTIONS, Action, Grant
 from bastion.connections.models import Connection
+from bastion.web.errors import validation_message
 
 MANAGE = Action.MANAGE
 ACTION_ORDER = {action.value: index for index, action in enumerate(Action)}
 User = get_user_model()
 
 
-def _error_text(exc: ValidationError) -> str:
-    return " ".join(exc.messages)
-
-
-def _form_error_text(form: forms.Form) -> str:
+def _form_errors_message(form: forms.Form) -> str:
     return " ".join(message for errors in form.errors.values() for message in errors)
 
 
@@ -131,11 +128,11 @@ def role_update(request: HttpRequest, pk: int) -> HttpResponse:
     role = get_object_or_404(Group, pk=pk)
     form = RoleForm(request.POST, role=role)
     if not form.is_valid():
-        return _role_page(request, role, 400, _form_error_text(form), role_form=form)
+        return _role_page(request, role, 400, _form_errors_message(form), role_form=form)
     try:
         roles.update_role(request.user, request, role, form.cleaned_data["name"], form.cleaned_data["description"])
     except ValidationError as exc:
-        return _role_page(request, role, 400, _error_text(exc), role_form=form)
+        return _role_page(request, role, 400, validation_message(exc), role_form=form)
     messages.success(request, f"Role {role.name} saved.")
     return redirect(_role_url(role))
 
@@ -152,7 +149,7 @@ def role_delete(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         roles.delete_role(request.user, request, role)
     except ValidationError as exc:
-        return _role_page(request, role, 400, _error_text(exc), delete_form=form)
+        return _role_page(request, role, 400, validation_message(exc), delete_form=form)
     messages.success(request, f"Role {name} deleted.")
     return redirect("access:role_list")
 
@@ -168,7 +165,7 @@ def member_add(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         roles.add_member(request.user, request, role, member)
     except ValidationError as exc:
-        return _role_page(request, role, 400, _error_text(exc))
+        return _role_page(request, role, 400, validation_message(exc))
     messages.success(request, f"{member.get_username()} is now a member of {role.name}.")
     return redirect(_role_url(role, "members"))
 
@@ -181,7 +178,7 @@ def member_remove(request: HttpRequest, pk: int, user_pk: int) -> HttpResponse:
     try:
         roles.remove_member(request.user, request, role, member)
     except ValidationError as exc:
-        return _role_page(request, role, 400, _error_text(exc))
+        return _role_page(request, role, 400, validation_message(exc))
     messages.success(request, f"{member.get_username()} is no longer a member of {role.name}.")
     return redirect(_role_url(role, "members"))
 
@@ -196,13 +193,13 @@ def grant_add(request: HttpRequest, pk: int) -> HttpResponse:
     if not form.is_valid():
         if "role" in form.errors:  # the form offers every role but the fixed ones
             return _role_page(request, role, 400, f"The grants of the built-in role {role.name} are fixed.")
-        return _role_page(request, role, 400, "The grant was not added: " + _form_error_text(form),
+        return _role_page(request, role, 400, "The grant was not added: " + _form_errors_message(form),
                           grant_form=form)
     try:
         grant = roles.add_grant(request.user, request, **form.cleaned_data)
     except ValidationError as exc:
         form.add_error(None, exc)
-        return _role_page(request, role, 400, "The grant was not added: " + _error_text(exc), grant_form=form)
+        return _role_page(request, role, 400, "The grant was not added: " + validation_message(exc), grant_form=form)
     messages.success(request, f"Granted {grant.get_action_display().lower()} on {grant.scope_label()} "
                               f"to {role.name}.")
     return redirect(_role_url(role, "grants"))
@@ -217,7 +214,7 @@ def grant_remove(request: HttpRequest, pk: int, grant_pk: int) -> HttpResponse:
     try:
         roles.remove_grant(request.user, request, grant)
     except ValidationError as exc:
-        return _role_page(request, role, 400, _error_text(exc))
+        return _role_page(request, role, 400, validation_message(exc))
     messages.success(request, f"Removed {label} from {role.name}.")
     return redirect(_role_url(role, "grants"))
 
@@ -233,7 +230,7 @@ def template_apply(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         added = roles.grant_template(request.user, request, role, connection, template)
     except ValidationError as exc:
-        return _role_page(request, role, 400, _error_text(exc), template_form=form)
+        return _role_page(request, role, 400, validation_message(exc), template_form=form)
     if added:
         messages.success(request, f"{template} template applied to {role.name} on {connection.name}: "
                                   f"{len(added)} grant{'s' if len(added) != 1 else ''} added.")

@@ -13,6 +13,7 @@ from bastion.access.decorators import requires
 from bastion.access.models import Action
 from bastion.accounts import users
 from bastion.accounts.forms import NewUserForm, UserRolesForm
+from bastion.web.errors import validation_message
 
 User = get_user_model()
 
@@ -21,10 +22,6 @@ def _detail(request: HttpRequest, subject, error: str = "", status: int = 200) -
     roles_form = UserRolesForm(initial={"roles": subject.groups.all()})
     return render(request, "accounts/user_detail.html",
                   {"subject": subject, "roles_form": roles_form, "error": error}, status=status)
-
-
-def _error_text(exc: ValidationError) -> str:
-    return " ".join(exc.messages)
 
 
 @require_safe
@@ -64,7 +61,7 @@ def user_roles(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         users.set_roles(request, subject, form.cleaned_data["roles"])
     except ValidationError as exc:
-        return _detail(request, subject, _error_text(exc), status=400)
+        return _detail(request, subject, validation_message(exc), status=400)
     messages.success(request, f"Roles of {subject.username} saved.")
     return redirect("accounts:user_detail", pk=subject.pk)
 
@@ -77,7 +74,7 @@ def user_active(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         users.set_active(request, subject, active)
     except ValidationError as exc:
-        return _detail(request, subject, _error_text(exc), status=400)
+        return _detail(request, subject, validation_message(exc), status=400)
     messages.success(request, f"{subject.username} is {'active again' if active else 'deactivated'}.")
     return redirect("accounts:user_detail", pk=subject.pk)
 

@@ -6,6 +6,7 @@ request id, so an operator can find it from what the user reports.
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.template import loader
@@ -21,6 +22,11 @@ MESSAGES = {
     429: ("Too many attempts", "Too many attempts from here. Wait a few minutes and try again."),
     500: ("Something went wrong", "The error has been logged. Nothing was changed by the failed request."),
 }
+
+
+def validation_message(exc: ValidationError) -> str:
+    """A service's ValidationError as one plain sentence for the page that caused it."""
+    return " ".join(exc.messages)
 
 
 def error_response(request: HttpRequest, status: int, message: str | None = None) -> HttpResponse:
