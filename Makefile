@@ -9,7 +9,7 @@ PIP_INSTALL := $(PIP) install --quiet --require-hashes --no-deps
 # `bastion serve`, which then says so on every start.
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: run init test test-postgres lint audit lock clean help
+.PHONY: run init test test-postgres lint audit lock clean help bench
 
 help:
 	@echo "make run    set up .venv, initialise ./$(DATA_DIR) on first run, serve https://127.0.0.1:8443"
@@ -61,6 +61,12 @@ audit: $(VENV)/.dev-installed
 	$(BIN)/bandit --quiet -c pyproject.toml -r bastion --severity-level medium
 	@$(BIN)/python -m tests.services pypi-audit || { echo "dependency audit skipped: no vulnerability service reachable"; exit 0; }; \
 	$(BIN)/pip-audit --strict --disable-pip --no-deps -r requirements/base.lock
+
+# Bastion against Datasette and sqlite-web on one 5,000,000-row SQLite file; writes bench/RESULTS.md.
+# Takes minutes and measures this machine, so it is not part of `make test` or CI. See bench/README.md;
+# `make bench BENCH_ARGS=--quick` for the 200,000-row variant.
+bench: $(VENV)/.base-installed
+	PYTHON=$(PYTHON) bench/run $(BENCH_ARGS)
 
 lock:
 	$(PIP) install --quiet pip-tools
