@@ -1,4 +1,11 @@
-"""Session lifetime (T10) and the forced change of one-time passwords."""
+"""Session lifetime (T10) and the forced change of one-time passwords.
+
+An expired session is ended on any request. A GET is sent to the login page at
+once; a POST continues as an anonymous request carrying
+``request.bastion_expired_user_id``, so a form view can keep what was typed
+(bastion.accounts.pending.keeps_input) and every other view refuses it as for
+any anonymous user.
+"""
 
 from __future__ import annotations
 
@@ -44,9 +51,17 @@ class SessionTimeoutMiddleware:
                 reason = "idle"
             if reason:
                 request.bastion_session_expired = reason  # audited by the logout signal
+                user_id = request.user.pk
                 logout(request)
                 messages.info(request, "Your session has expired. Please sign in again.")
-                return redirect_to_login(request.get_full_path(), reverse(settings.LOGIN_URL))
+                if request.method != "POST":
+                    return redirect_to_login(request.get_full_path(), reverse(settings.LOGIN_URL))
+                # A POST goes on as anonymous: the CSRF check still runs on it (logout
+                # keeps the CSRF cookie), a form view marked @keeps_input stashes its
+                # input for this user (bastion.accounts.pending), and every other
+                # declared view sends the anonymous request to the login page.
+                request.bastion_expired_user_id = user_id
+                return self.get_response(request)
             if now - seen >= SEEN_RESOLUTION:
                 request.session[SEEN] = now
         return self.get_response(request)

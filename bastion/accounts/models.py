@@ -1,5 +1,9 @@
+from datetime import datetime, timedelta
+
+from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
+from django.utils import timezone
 
 
 class User(AbstractUser):
@@ -23,3 +27,30 @@ class LoginCounter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key}={self.count} until {self.expires_at:%Y-%m-%d %H:%M:%S}"
+
+
+PENDING_INPUT_LIFETIME = timedelta(minutes=30)
+
+
+def pending_input_expiry() -> datetime:
+    return timezone.now() + PENDING_INPUT_LIFETIME
+
+
+class PendingInput(models.Model):
+    """A form's input kept across a new login after the session ended (bastion.accounts.pending).
+
+    Found by the sha256 of a random single-use key held only in a cookie;
+    the input itself is encrypted at rest like connection passwords (T30).
+    """
+
+    key_hash = models.CharField(max_length=64, unique=True)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE,
+                              related_name="+",
+                              help_text="The user whose session had expired; empty when the session was gone.")
+    path = models.CharField(max_length=2000, help_text="The form's full path, query included.")
+    data = models.TextField(help_text="The POST fields as JSON {name: [values]}, encrypted (Fernet).")
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(default=pending_input_expiry, db_index=True)
+
+    def __str__(self) -> str:
+        return f"pending input for {self.path[:80]} until {self.expires_at:%Y-%m-%d %H:%M:%S}"
