@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "bastion.audit",
     "bastion.connections",
     "bastion.access",
+    "bastion.explorer",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -127,6 +128,10 @@ else:
 # --- target databases (T22, T23) ------------------------------------------------
 SQLITE_ROOTS = [Path(p).expanduser().resolve() for p in CONF["sqlite_roots"]] or [DATA.root / "databases"]
 TARGET_HOSTS_ALLOWED = CONF["target_hosts_allowed"]
+
+# --- data explorer -----------------------------------------------------------------
+EXPLORER_QUERY_TIMEOUT = CONF["query_timeout"]
+EXPLORER_BULK_REAUTH_ROWS = CONF["bulk_reauth_rows"]
 
 # --- accounts and passwords (T11, T13) --------------------------------------
 AUTH_USER_MODEL = "accounts.User"

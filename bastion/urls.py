@@ -10,6 +10,7 @@ urlpatterns = [
     path("accounts/login/", account_views.login, name="account_login"),
     path("accounts/", include("allauth.urls")),
     path("audit/", include("bastion.audit.urls")),
+    path("db/", include("bastion.explorer.urls")),
     path("admin/users/", include("bastion.accounts.urls")),
     path("admin/roles/", include("bastion.access.urls")),
     path("admin/connections/", include("bastion.connections.urls")),

@@ -51,7 +51,9 @@ PERSONAS = ("anonymous", "no_grants", "viewer", "editor", "admin")
 PERSONA_ROLE = {"viewer": VIEWER, "editor": EDITOR}
 PERSONA_ACTIONS = {"no_grants": frozenset(), "viewer": frozenset(TEMPLATES[VIEWER]),
                    "editor": frozenset(TEMPLATES[EDITOR])}
-UNWATCHED_TABLES = {"django_session", "bastion_cache", AuditEvent._meta.db_table}
+# Sessions, the cache and the audit log change on purpose; so does the store of form input kept
+# when a session has ended (an anonymous POST to a row form is kept for its owner's next login).
+UNWATCHED_TABLES = {"django_session", "bastion_cache", AuditEvent._meta.db_table, "accounts_pendinginput"}
 
 ALLOWED, LOGIN, DENIED = "allowed", "login", "denied"
 
@@ -62,6 +64,9 @@ ALLOWED, LOGIN, DENIED = "allowed", "login", "denied"
 REVIEWED_OPEN_VIEWS = {
     "csp_report": Kind.PUBLIC,  # browsers post violation reports without a session
     "home": Kind.SIGNED_IN,  # lists only what policy.visible_connections gives the user
+    # 404 unless policy.visible_connection_ids has it; lists only policy.visible_tables (a user
+    # holding grants on single tables has no connection-wide grant to declare).
+    "explorer:database": Kind.SIGNED_IN,
 }
 
 

@@ -123,11 +123,11 @@ def _widget(column: ColumnInfo, mode: Mode) -> forms.Widget:
     if kind == "datetime":
         return forms.TextInput(attrs={"placeholder": NAIVE_DATETIME_PLACEHOLDER})
     if kind == "json":
-        return forms.Textarea()
+        return forms.Textarea(attrs={"rows": "6"})
     if kind == "text":
         if column.length is not None and column.length <= SHORT_TEXT:
             return forms.TextInput(attrs={"maxlength": str(column.length)})
-        return forms.Textarea()
+        return forms.Textarea(attrs={"rows": "2"})
     return forms.TextInput()  # float, uuid, time with zone, other
 
 

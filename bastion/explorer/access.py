@@ -1,0 +1,69 @@
+"""Finding the connection and table a request names, for the user making it.
+
+Every explorer view starts here. A connection the user holds nothing in, a
+table they may not see, a table that does not exist and a name spelled in a
+way the catalogue does not know all answer the same 404, so the explorer
+never confirms what exists beyond a user's grants (T02, T31).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.http import Http404, HttpRequest
+
+from bastion.access.policy import Resource, TableAccess, table_access, visible_connection_ids, visible_tables
+from bastion.connections.models import Connection
+from bastion.explorer.schema import ForeignKey, TableInfo, TableNotFound, resolve_table
+
+
+def table_resource(request: HttpRequest, connection_id: int, **_: Any) -> Resource:
+    """The table a request is about (``?s=<schema>&t=<table>``), for permission declarations."""
+    params = request.GET
+    return Resource(connection_id, params.get("s") or None, params.get("t") or None)
+
+
+def visible_connection(user: Any, connection_id: int) -> Connection:
+    if connection_id not in visible_connection_ids(user):
+        raise Http404("No such database.")
+    try:
+        return Connection.objects.get(pk=connection_id)
+    except Connection.DoesNotExist:
+        raise Http404("No such database.") from None
+
+
+@dataclass(frozen=True)
+class OpenTable:
+    """A table the user may see, with what they may do in it."""
+
+    info: TableInfo
+    access: TableAccess
+    linkable: dict[str, ForeignKey]  # column -> foreign key whose referred table the user may open
+
+    @property
+    def connection(self) -> Connection:
+        return self.info.connection
+
+
+def open_table(request: HttpRequest, connection_id: int) -> OpenTable:
+    """The table ``?s=&t=`` names, reflected, with the user's access; Http404 when it is not theirs to see.
+
+    Raises the connection's own errors (unreachable, disabled) for the caller to show.
+    """
+    connection = visible_connection(request.user, connection_id)
+    schema = request.GET.get("s") or None
+    name = request.GET.get("t") or ""
+    if not visible_tables(request.user, connection.pk, schema, [name]):
+        raise Http404("No such table.")
+    try:
+        info = resolve_table(connection, schema, name)
+    except TableNotFound:
+        raise Http404("No such table.") from None
+    access = table_access(request.user, connection.pk, schema, name, info.column_names)
+    linkable = {}
+    for fk in info.foreign_keys:
+        if len(fk.columns) == 1 and visible_tables(request.user, connection.pk, fk.referred_schema,
+                                                   [fk.referred_table]):
+            linkable[fk.columns[0]] = fk
+    return OpenTable(info, access, linkable)

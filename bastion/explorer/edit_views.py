@@ -1,0 +1,238 @@
+"""Changing rows: insert, edit, delete, bulk delete, revert, and a table's recent changes.
+
+Each view parses the request, calls one service in bastion.explorer.changes
+(which re-checks the grants, runs one transaction and writes one audit event)
+and renders. Forms that may be submitted after the session ended keep their
+input across the new login (bastion.accounts.pending.keeps_input).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST, require_safe
+
+from bastion.access.decorators import requires
+from bastion.access.models import Action
+from bastion.accounts.pending import RESUMED_MESSAGE, keeps_input
+from bastion.audit.models import AuditEvent
+from bastion.explorer import changes, forms
+from bastion.explorer import rows as row_service
+from bastion.explorer.access import OpenTable, open_table, table_resource, visible_connection
+from bastion.explorer.history import event_rows, table_history
+from bastion.explorer.links import database_url, page_url, table_query
+from bastion.explorer.views import UNREACHABLE, can_revert, problem_page
+
+
+def _context(opened: OpenTable, **extra: Any) -> dict[str, Any]:
+    info = opened.info
+    return {
+        "connection": info.connection,
+        "info": info,
+        "opened": opened,
+        "database_url": database_url(info.connection.pk, info.schema),
+        "table_url": page_url("table", info.connection.pk, info.schema, info.name),
+        "table_query": table_query(info.schema, info.name),
+        "can_revert": can_revert(opened),
+        **extra,
+    }
+
+
+def _row_url(opened: OpenTable, token: str) -> str:
+    info = opened.info
+    return page_url("row", info.connection.pk, info.schema, info.name, k=token)
+
+
+def _resumed(request: HttpRequest) -> Any:
+    data = getattr(request, "resumed_post", None)
+    if data is not None:
+        messages.info(request, RESUMED_MESSAGE)
+    return data
+
+
+def _editable(opened: OpenTable) -> None:
+    if not opened.info.editable:
+        raise Http404("Rows of this table cannot be changed here.")
+
+
+@keeps_input
+@requires(Action.INSERT, resource=table_resource)
+def row_new(request: HttpRequest, connection_id: int) -> HttpResponse:
+    """Permission: insert on the table. A form generated from reflection."""
+    connection = visible_connection(request.user, connection_id)
+    try:
+        opened = open_table(request, connection_id)
+        _editable(opened)
+        form_class = forms.row_form_class(opened.info, opened.access, "insert")
+        data = request.POST if request.method == "POST" else _resumed(request)
+        form = form_class(data, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                token = changes.insert_row(request.user, request, opened.info, form.values())
+            except changes.ChangeRefused as exc:
+                form.add_error(None, str(exc))
+            else:
+                messages.success(request, "Row inserted.")
+                return redirect(_row_url(opened, token))
+    except UNREACHABLE as exc:
+        return problem_page(request, connection, exc)
+    return render(request, "explorer/row_form.html", _context(opened, form=form, mode="insert"),
+                  status=400 if form.is_bound and form.errors else 200)
+
+
+def _after_conflict(opened: OpenTable, form_class: type[forms.RowForm], posted: QueryDict,
+                    conflict: changes.EditConflict, token: str) -> forms.RowForm | None:
+    """The form again after a lost race: fields someone else changed show their new value, the user's other
+    input is kept, and ``original`` now stands for the row as it is (so a deliberate second save goes through)."""
+    current = row_service.find_row(opened.info, opened.access.columns, token)
+    if current is None:
+        return None  # the row is gone
+    fresh = forms.initial_from_row(opened.info, opened.access, current.values)
+    data = posted.copy()
+    for entry in form_class.entries:
+        if entry.column.name in conflict.changes:
+            data[entry.name] = fresh.get(entry.name, "")
+            if entry.null_name:
+                data.pop(entry.null_name, None)
+                if fresh.get(entry.null_name):
+                    data[entry.null_name] = "on"
+    data["original"] = fresh["original"]
+    return form_class(data, row=current.values)
+
+
+@keeps_input
+@requires(Action.UPDATE, resource=table_resource)
+def row_edit(request: HttpRequest, connection_id: int) -> HttpResponse:
+    """Permission: update on the table. Saves only if nobody changed the row since the form was loaded (T38)."""
+    connection = visible_connection(request.user, connection_id)
+    conflict = None
+    try:
+        opened = open_table(request, connection_id)
+        _editable(opened)
+        found = row_service.find_row(opened.info, opened.access.columns, request.GET.get("k", ""))
+        if found is None:
+            raise Http404("No such row.")
+        form_class = forms.row_form_class(opened.info, opened.access, "update")
+        data = request.POST if request.method == "POST" else _resumed(request)
+        form = form_class(data, request.FILES or None, row=found.values)
+        if request.method == "POST" and form.is_valid():
+            try:
+                token = changes.update_row(request.user, request, opened.info, found.token, form.original,
+                                           form.values())
+            except changes.EditConflict as exc:
+                conflict = exc
+                form = _after_conflict(opened, form_class, request.POST, exc, found.token)
+                if form is None:
+                    messages.error(request, "This row no longer exists: someone deleted it (or changed its key) "
+                                            "after you opened the form. Nothing was saved.")
+                    return redirect(page_url("table", connection.pk, opened.info.schema, opened.info.name))
+            except changes.ChangeRefused as exc:
+                form.add_error(None, str(exc))
+            else:
+                messages.success(request, "Row saved.")
+                return redirect(_row_url(opened, token))
+    except UNREACHABLE as exc:
+        return problem_page(request, connection, exc)
+    status = 409 if conflict else 400 if form.is_bound and form.errors else 200
+    return render(request, "explorer/row_form.html",
+                  _context(opened, form=form, mode="update", conflict=conflict,
+                           row_url=_row_url(opened, found.token)), status=status)
+
+
+@requires(Action.DELETE, resource=table_resource)
+def row_delete(request: HttpRequest, connection_id: int) -> HttpResponse:
+    """Permission: delete on the table. A confirmation page; the POST deletes with the optimistic check."""
+    connection = visible_connection(request.user, connection_id)
+    try:
+        opened = open_table(request, connection_id)
+        _editable(opened)
+        found = row_service.find_row(opened.info, opened.access.columns, request.GET.get("k", ""))
+        if found is None:
+            raise Http404("No such row.")
+        original = request.POST.get("original") or changes.original_token(opened.info, found.values)
+        if request.method == "POST":
+            try:
+                changes.delete_row(request.user, request, opened.info, found.token, original)
+            except (changes.EditConflict, changes.ChangeRefused) as exc:
+                messages.error(request, str(exc))
+            else:
+                messages.success(request, "Row deleted. You can revert it from the table's Changes page.")
+                return redirect(page_url("table", connection.pk, opened.info.schema, opened.info.name))
+        fields = row_service.row_fields(opened.info, opened.access.columns, {}, found)
+    except UNREACHABLE as exc:
+        return problem_page(request, connection, exc)
+    return render(request, "explorer/row_delete.html",
+                  _context(opened, fields=fields, original=original, row_url=_row_url(opened, found.token)))
+
+
+@require_POST
+@requires(Action.DELETE, resource=table_resource)
+def bulk_delete(request: HttpRequest, connection_id: int) -> HttpResponse:
+    """Permission: delete on the table. First POST: confirm; second: delete (re-authentication above a size)."""
+    from allauth.account.internal.flows.reauthentication import did_recently_reauthenticate, suspend_request
+
+    connection = visible_connection(request.user, connection_id)
+    opened = open_table(request, connection_id)
+    _editable(opened)
+    keys = request.POST.getlist("k")
+    table_url = page_url("table", connection.pk, opened.info.schema, opened.info.name)
+    if not keys:
+        messages.error(request, "Select the rows to delete first.")
+        return redirect(table_url)
+    needs_reauth = len(keys) > settings.EXPLORER_BULK_REAUTH_ROWS
+    if request.POST.get("confirm") == "1":
+        if needs_reauth and not did_recently_reauthenticate(request):
+            # allauth keeps this POST and replays it after the password is confirmed.
+            return suspend_request(request, reverse("account_reauthenticate"))
+        try:
+            deleted = changes.delete_rows(request.user, request, opened.info, keys)
+        except UNREACHABLE as exc:
+            return problem_page(request, connection, exc)
+        except (changes.EditConflict, changes.ChangeRefused) as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, f"{deleted} row{'s' if deleted != 1 else ''} deleted. You can revert this "
+                                      f"from the table's Changes page.")
+        return redirect(table_url)
+    return render(request, "explorer/bulk_delete.html",
+                  _context(opened, keys=keys, needs_reauth=needs_reauth and not did_recently_reauthenticate(request)))
+
+
+@require_safe
+@requires(Action.VIEW, resource=table_resource)
+def table_changes(request: HttpRequest, connection_id: int) -> HttpResponse:
+    """Permission: view on the table. Its recent row changes, newest first, each revertible."""
+    connection = visible_connection(request.user, connection_id)
+    try:
+        opened = open_table(request, connection_id)
+    except UNREACHABLE as exc:
+        return problem_page(request, connection, exc)
+    events = [(event, event_rows(event, opened.access.columns)) for event in table_history(opened.info)]
+    return render(request, "explorer/changes.html", _context(opened, events=events))
+
+
+@require_POST
+@requires(Action.VIEW, resource=table_resource)
+def revert(request: HttpRequest, connection_id: int, seq: int) -> HttpResponse:
+    """Permission: view on the table here; changes.revert checks the grants the reverse operation needs."""
+    connection = visible_connection(request.user, connection_id)
+    opened = open_table(request, connection_id)
+    event = AuditEvent.objects.filter(seq=seq).only("pk", "details").first()
+    details = event.details if event is not None and isinstance(event.details, dict) else {}
+    if (details.get("connection_id"), details.get("schema"), details.get("table")) != (
+            connection.pk, opened.info.schema, opened.info.name):
+        raise Http404("No such change in this table.")
+    try:
+        changes.revert(request.user, request, event.pk)
+    except UNREACHABLE as exc:
+        return problem_page(request, connection, exc)
+    except (changes.EditConflict, changes.ChangeRefused) as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Change #{seq} reverted.")
+    return redirect(page_url("changes", connection.pk, opened.info.schema, opened.info.name))

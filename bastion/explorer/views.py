@@ -1,0 +1,260 @@
+"""Browsing: a database's tables, a table's rows, one row, one binary value.
+
+Views parse the request, call the explorer's services and render; every one
+declares its permission (T20). Names of schemas and tables travel as query
+parameters (``?s=&t=``), so any name the engine allows survives the URL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import render
+from django.views.decorators.http import require_safe
+from sqlalchemy.exc import SQLAlchemyError
+
+from bastion.access.decorators import requires, signed_in
+from bastion.access.models import Action, ColumnMode
+from bastion.access.policy import visible_tables
+from bastion.connections import counts, reflection
+from bastion.connections.errors import ConnectionDisabled, safe_message
+from bastion.connections.netguard import TargetRefused
+from bastion.connections.sqlite_guard import SqlitePathRefused
+from bastion.explorer import rows as row_service
+from bastion.explorer.access import OpenTable, open_table, table_resource, visible_connection
+from bastion.explorer.browse import PAGE_SIZES, BrowseParams, Page, browse
+from bastion.explorer.filters import OPERATORS
+from bastion.explorer.history import event_rows, row_history
+from bastion.explorer.links import database_url, page_url, table_query
+from bastion.explorer.schema import KeyKind, TableInfo
+from bastion.explorer.values import Cell
+
+# Anything that stops Bastion from reaching or reading a target database.
+UNREACHABLE = (SQLAlchemyError, ConnectionDisabled, SqlitePathRefused, TargetRefused, OSError)
+NUMERIC_KINDS = frozenset({"integer", "decimal", "float"})
+
+
+def problem_page(request: HttpRequest, connection: Any, exc: BaseException) -> HttpResponse:
+    return render(request, "explorer/problem.html",
+                  {"connection": connection, "message": safe_message(exc)})
+
+
+def table_url(connection_id: int, schema: str | None, table: str) -> str:
+    return page_url("table", connection_id, schema, table)
+
+
+@dataclass(frozen=True)
+class DisplayCell:
+    cell: Cell
+    numeric: bool
+    link_url: str | None
+    download_url: str | None
+
+
+@dataclass(frozen=True)
+class DisplayRow:
+    token: str | None
+    url: str | None
+    items: list[DisplayCell]
+
+
+def _display_rows(connection_id: int, table: TableInfo, page: Page) -> list[DisplayRow]:
+    """The page's rows with every URL built here, so templates only print."""
+    rows = []
+    for row in page.rows:
+        items = []
+        for column, shown, link in zip(page.columns, row.cells, row.links, strict=True):
+            download = None
+            if shown.binary_size is not None and row.token:
+                download = page_url("download", connection_id, table.schema, table.name, k=row.token, c=column.name)
+            items.append(DisplayCell(
+                shown, column.kind in NUMERIC_KINDS,
+                page_url("row", connection_id, link.schema, link.table, k=link.token) if link else None, download))
+        url = page_url("row", connection_id, table.schema, table.name, k=row.token) if row.token else None
+        rows.append(DisplayRow(row.token, url, items))
+    return rows
+
+
+# --- a database ---------------------------------------------------------------------------------
+@require_safe
+@signed_in
+def database(request: HttpRequest, connection_id: int) -> HttpResponse:
+    """Permission: signed in; only connections and tables the user's grants reach are shown (404 otherwise)."""
+    connection = visible_connection(request.user, connection_id)
+    try:
+        schemas = reflection.schema_names(connection)
+        default = reflection.default_schema(connection)
+        chosen = request.GET.get("s") or None
+        if chosen is not None and chosen not in schemas:
+            raise Http404("No such schema.")
+        schema = None if chosen == default else chosen
+        tables = visible_tables(request.user, connection.pk, schema, reflection.table_names(connection, schema))
+        views = visible_tables(request.user, connection.pk, schema, reflection.view_names(connection, schema))
+        row_counts = counts.row_counts(connection, schema) if tables else {}
+    except UNREACHABLE as exc:
+        return problem_page(request, connection, exc)
+    context = {
+        "connection": connection,
+        "schemas": schemas if len(schemas) > 1 else [],
+        "current_schema": chosen or default,
+        "tables": [(name, table_url(connection.pk, schema, name), row_counts.get(name)) for name in tables],
+        "views": [(name, table_url(connection.pk, schema, name)) for name in views],
+    }
+    return render(request, "explorer/database.html", context)
+
+
+# --- a table ---------------------------------------------------------------------------------------
+def _with(query: QueryDict, **changes: Any) -> str:
+    """``query`` with some parameters replaced (None removes one), as ``?...``."""
+    copy = query.copy()
+    for name, value in changes.items():
+        copy.pop(name, None)
+        if value is not None:
+            copy[name] = value
+    return "?" + copy.urlencode()
+
+
+def _paging_links(query: QueryDict, page: Any) -> dict[str, str | None]:
+    if page.offset is not None:
+        size = int(query.get("size") or 0) or 50
+        return {
+            "first": None if page.is_first else _with(query, offset=None),
+            "prev": None if page.is_first else _with(query, offset=str(max(0, page.offset - size)) or None),
+            "next": None if page.is_last else _with(query, offset=str(page.offset + size)),
+            "last": None,
+        }
+    cleared = {"after": None, "before": None, "last": None}
+    return {
+        "first": None if page.is_first else _with(query, **cleared),
+        "prev": _with(query, **{**cleared, "before": page.prev_before}) if page.prev_before else None,
+        "next": _with(query, **{**cleared, "after": page.next_after}) if page.next_after else None,
+        "last": None if page.is_last else _with(query, **{**cleared, "last": "1"}),
+    }
+
+
+def _header(table: OpenTable, page: Any, query: QueryDict) -> list[dict[str, Any]]:
+    info = table.info
+    reset = {"after": None, "before": None, "last": None, "offset": None}
+    headers = []
+    for column in page.columns:
+        view = page.views[column.name]
+        sortable = column.sortable and view.mode == ColumnMode.VISIBLE
+        current = page.sort == column.name
+        descending = current and not page.descending
+        headers.append({
+            "column": column,
+            "masked": view.mode == ColumnMode.MASKED,
+            "fk": info.fk_for(column.name),
+            "sort_url": _with(query, sort=column.name, dir="desc" if descending else None, **reset)
+            if sortable else None,
+            "sorted": ("desc" if page.descending else "asc") if current else None,
+        })
+    return headers
+
+
+@require_safe
+@requires(Action.VIEW, resource=table_resource)
+def table(request: HttpRequest, connection_id: int) -> HttpResponse:
+    """Permission: view on the table. Rows in keyset pages, with filters, search and sort from the URL."""
+    connection = visible_connection(request.user, connection_id)
+    try:
+        opened = open_table(request, connection_id)
+        params = BrowseParams.from_query(request.GET)
+        page = browse(opened.info, opened.access.columns, params, opened.linkable)
+    except UNREACHABLE as exc:
+        return problem_page(request, connection, exc)
+    info = opened.info
+    filterable = [c for c in page.columns if page.views[c.name].mode == ColumnMode.VISIBLE]
+    context = {
+        "connection": connection,
+        "info": info,
+        "opened": opened,
+        "page": page,
+        "params": params,
+        "headers": _header(opened, page, request.GET),
+        "links": _paging_links(request.GET, page),
+        "display_rows": _display_rows(connection.pk, info, page),
+        "table_query": table_query(info.schema, info.name),
+        "filter_rows": [*params.filters, None],
+        "filterable": filterable,
+        "operators": OPERATORS,
+        "page_sizes": PAGE_SIZES,
+        "can_insert": info.editable and Action.INSERT in opened.access.actions and bool(opened.access.insertable),
+        "can_delete": info.editable and Action.DELETE in opened.access.actions,
+        "offset_paging": info.key_kind == KeyKind.NONE,
+        "database_url": database_url(connection.pk, info.schema),
+    }
+    for message in page.errors:
+        messages.error(request, message)
+    return render(request, "explorer/table.html", context)
+
+
+def can_revert(opened: OpenTable) -> bool:
+    """Show Revert buttons? (changes.revert checks the exact grants the reverse operation needs.)"""
+    return opened.info.editable and bool({Action.INSERT, Action.UPDATE, Action.DELETE} & opened.access.actions)
+
+
+# --- a row -----------------------------------------------------------------------------------------
+def _open_row(request: HttpRequest, connection_id: int) -> tuple[OpenTable, row_service.RowView]:
+    opened = open_table(request, connection_id)
+    found = row_service.find_row(opened.info, opened.access.columns, request.GET.get("k", ""))
+    if found is None:
+        raise Http404("No such row.")
+    return opened, found
+
+
+@require_safe
+@requires(Action.VIEW, resource=table_resource)
+def row(request: HttpRequest, connection_id: int) -> HttpResponse:
+    """Permission: view on the table. Every visible value in full, links both ways, the row's history."""
+    connection = visible_connection(request.user, connection_id)
+    try:
+        opened, found = _open_row(request, connection_id)
+        referenced_by = row_service.referenced_by(request.user, opened.info, opened.access.columns, found)
+    except UNREACHABLE as exc:
+        return problem_page(request, connection, exc)
+    info = opened.info
+    actions = opened.access.actions
+    context = {
+        "connection": connection,
+        "info": info,
+        "opened": opened,
+        "row": found,
+        "fields": row_service.row_fields(opened.info, opened.access.columns, opened.linkable, found),
+        "referenced_by": referenced_by,
+        "history": [(event, event_rows(event, opened.access.columns))
+                    for event in row_history(info, found.key_values)],
+        "can_update": info.editable and Action.UPDATE in actions and bool(opened.access.updatable),
+        "can_delete": info.editable and Action.DELETE in actions,
+        "table_url": table_url(connection.pk, info.schema, info.name),
+        "database_url": database_url(connection.pk, info.schema),
+        "table_query": table_query(info.schema, info.name),
+        "can_revert": can_revert(opened),
+        "edit_url": page_url("row_edit", connection.pk, info.schema, info.name, k=found.token),
+        "delete_url": page_url("row_delete", connection.pk, info.schema, info.name, k=found.token),
+    }
+    return render(request, "explorer/row.html", context)
+
+
+@require_safe
+@requires(Action.VIEW, resource=table_resource)
+def download(request: HttpRequest, connection_id: int) -> HttpResponse:
+    """Permission: view on the table, and the column in clear. One binary or text value, as a file."""
+    connection = visible_connection(request.user, connection_id)
+    try:
+        opened, found = _open_row(request, connection_id)
+    except UNREACHABLE as exc:
+        return problem_page(request, connection, exc)
+    name = request.GET.get("c", "")
+    view = opened.access.columns.get(name)
+    if view is None or view.mode == ColumnMode.HIDDEN or name not in found.values:
+        raise Http404("No such column.")
+    if view.mode != ColumnMode.VISIBLE:
+        raise Http404("This value is masked.")
+    value = found.values[name]
+    if value is None:
+        raise Http404("This value is NULL.")
+    return row_service.as_attachment(opened.info, name, value)
