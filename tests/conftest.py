@@ -73,3 +73,13 @@ def json_lines():
 
 def in_ci() -> bool:
     return bool(os.environ.get("CI"))
+
+
+@pytest.fixture(autouse=True)
+def _fresh_reflection_memo():
+    """Each test starts without the per-process reflection memo: the shared cache it mirrors is per test."""
+    from bastion.connections import reflection
+
+    reflection._local.clear()
+    yield
+    reflection._local.clear()

@@ -409,3 +409,16 @@ def test_hostile_table_and_column_names_on_every_function(target):  # noqa: F811
         assert (fk["table"], fk["constrained_columns"], fk["referred_columns"]) == (name, [name + "3"], [name])
         [own] = reflection.foreign_keys(target.connection, target.schema, name)
         assert (own["referred_table"], own["constrained_columns"]) == (name, [name + "3"])
+
+
+def test_another_process_invalidation_is_seen_within_the_local_ttl(demo, monkeypatch):
+    assert "audit2" not in reflection.table_names(demo)
+    with sqlite3.connect(demo.sqlite_path) as raw:
+        raw.execute("CREATE TABLE audit2 (id INTEGER PRIMARY KEY)")
+    # Another process invalidates: only the shared counter moves, this process's memo does not know.
+    from django.core.cache import cache
+    cache.incr(reflection._generation_key(demo))
+    assert "audit2" not in reflection.table_names(demo)  # trusted for LOCAL_TTL
+    now = reflection.time.monotonic()
+    monkeypatch.setattr(reflection.time, "monotonic", lambda: now + reflection.LOCAL_TTL + 1)
+    assert "audit2" in reflection.table_names(demo)

@@ -5,6 +5,10 @@ Reflection is slow on big catalogues, so answers are cached in Django's cache
 connection's pk and updated_at plus a generation counter: an edit of the
 connection, or ``invalidate()`` after a schema change, makes every old entry
 unreachable at once; entries also expire, for changes made outside Bastion.
+
+Each process also keeps what it read for a moment (LOCAL_TTL), so a busy page
+does not pay a shared-cache round trip per catalogue question: an invalidation
+made in this process applies at once, one made in another within LOCAL_TTL.
 """
 
 from __future__ import annotations
@@ -35,8 +39,24 @@ SYSTEM_SCHEMAS = {
     "mysql": {"information_schema", "mysql", "performance_schema", "sys"},
     "sqlite": set(),
 }
+LOCAL_TTL = 2.0  # seconds a process trusts what it read from the shared cache
+LOCAL_MAX_ENTRIES = 4096
 T = TypeVar("T")
 _MISSING = object()
+_local: dict[str, tuple[float, Any]] = {}  # key -> (monotonic expiry, value); values are never mutated
+
+
+def _local_get(key: str) -> Any:
+    found = _local.get(key)
+    if found is None or found[0] < time.monotonic():
+        return _MISSING
+    return found[1]
+
+
+def _local_set(key: str, value: Any) -> None:
+    if len(_local) >= LOCAL_MAX_ENTRIES:
+        _local.clear()
+    _local[key] = (time.monotonic() + LOCAL_TTL, value)
 
 
 def _generation_key(connection: Connection) -> str:
@@ -45,18 +65,23 @@ def _generation_key(connection: Connection) -> str:
 
 def _generation(connection: Connection) -> int:
     key = _generation_key(connection)
+    value = _local_get(key)
+    if value is not _MISSING:
+        return int(value)
     value = cache.get(key)
     if value is None:
         # A fresh, never-used value: if the counter was evicted, entries made under
         # the old one must not come back to life.
         cache.add(key, time.time_ns(), timeout=None)
         value = cache.get(key, 0)
+    _local_set(key, value)
     return int(value)
 
 
 def invalidate(connection: Connection) -> None:
     """Forget everything cached about ``connection`` (after a schema change or an edit)."""
     key = _generation_key(connection)
+    _local.pop(key, None)
     try:
         cache.incr(key)
     except ValueError:  # no counter yet: any new value leaves old entries behind
@@ -77,11 +102,15 @@ def _cached(connection: Connection, kind: str, names: tuple[str | None, ...],
     Also used by counts.py, so that ``invalidate()`` forgets row counts too.
     """
     key = _key(connection, kind, *names)
+    value = _local_get(key)
+    if value is not _MISSING:
+        return value
     value = cache.get(key, _MISSING)
     if value is _MISSING:
         with get_engine(connection).connect() as conn:
             value = compute(inspect(conn))
         cache.set(key, value, ttl)
+    _local_set(key, value)
     return value
 
 

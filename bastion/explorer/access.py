@@ -46,12 +46,12 @@ class OpenTable:
         return self.info.connection
 
 
-def open_table(request: HttpRequest, connection_id: int) -> OpenTable:
-    """The table ``?s=&t=`` names, reflected, with the user's access; Http404 when it is not theirs to see.
+def open_table(request: HttpRequest, connection: Connection) -> OpenTable:
+    """The table ``?s=&t=`` names in ``connection`` (from visible_connection), reflected, with the user's
+    access; Http404 when it is not theirs to see.
 
     Raises the connection's own errors (unreachable, disabled) for the caller to show.
     """
-    connection = visible_connection(request.user, connection_id)
     schema = request.GET.get("s") or None
     name = request.GET.get("t") or ""
     if not visible_tables(request.user, connection.pk, schema, [name]):

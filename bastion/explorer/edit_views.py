@@ -9,13 +9,14 @@ input across the new login (bastion.accounts.pending.keeps_input).
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST, require_safe
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from bastion.access.decorators import requires
 from bastion.access.models import Action
@@ -66,7 +67,7 @@ def row_new(request: HttpRequest, connection_id: int) -> HttpResponse:
     """Permission: insert on the table. A form generated from reflection."""
     connection = visible_connection(request.user, connection_id)
     try:
-        opened = open_table(request, connection_id)
+        opened = open_table(request, connection)
         _editable(opened)
         form_class = forms.row_form_class(opened.info, opened.access, "insert")
         data = request.POST if request.method == "POST" else _resumed(request)
@@ -112,7 +113,7 @@ def row_edit(request: HttpRequest, connection_id: int) -> HttpResponse:
     connection = visible_connection(request.user, connection_id)
     conflict = None
     try:
-        opened = open_table(request, connection_id)
+        opened = open_table(request, connection)
         _editable(opened)
         found = row_service.find_row(opened.info, opened.access.columns, request.GET.get("k", ""))
         if found is None:
@@ -149,7 +150,7 @@ def row_delete(request: HttpRequest, connection_id: int) -> HttpResponse:
     """Permission: delete on the table. A confirmation page; the POST deletes with the optimistic check."""
     connection = visible_connection(request.user, connection_id)
     try:
-        opened = open_table(request, connection_id)
+        opened = open_table(request, connection)
         _editable(opened)
         found = row_service.find_row(opened.info, opened.access.columns, request.GET.get("k", ""))
         if found is None:
@@ -170,25 +171,44 @@ def row_delete(request: HttpRequest, connection_id: int) -> HttpResponse:
                   _context(opened, fields=fields, original=original, row_url=_row_url(opened, found.token)))
 
 
-@require_POST
+BULK_SELECTION = "bastion_bulk_delete"  # session key: rows chosen before a password check
+
+
+def _bulk_selection(request: HttpRequest) -> list[str]:
+    """The rows to delete: from the POST, or (GET after re-authentication) the ones kept in the session."""
+    if request.method == "POST":
+        return request.POST.getlist("k")
+    kept = request.session.get(BULK_SELECTION) or {}
+    return list(kept.get("keys", [])) if kept.get("path") == request.path + "?" + _table_part(request) else []
+
+
+def _table_part(request: HttpRequest) -> str:
+    return table_query(request.GET.get("s") or None, request.GET.get("t") or "")
+
+
+@require_http_methods(["GET", "POST"])
 @requires(Action.DELETE, resource=table_resource)
 def bulk_delete(request: HttpRequest, connection_id: int) -> HttpResponse:
-    """Permission: delete on the table. First POST: confirm; second: delete (re-authentication above a size)."""
-    from allauth.account.internal.flows.reauthentication import did_recently_reauthenticate, suspend_request
+    """Permission: delete on the table. First POST: confirm; second: delete. Above a configurable number of
+    rows the password is asked again first (allauth's re-authentication); its ``next`` is this page (GET),
+    which shows the confirmation again for the rows kept in the session."""
+    from allauth.account.internal.flows.reauthentication import did_recently_reauthenticate
 
     connection = visible_connection(request.user, connection_id)
-    opened = open_table(request, connection_id)
+    opened = open_table(request, connection)
     _editable(opened)
-    keys = request.POST.getlist("k")
+    keys = _bulk_selection(request)
     table_url = page_url("table", connection.pk, opened.info.schema, opened.info.name)
     if not keys:
         messages.error(request, "Select the rows to delete first.")
         return redirect(table_url)
-    needs_reauth = len(keys) > settings.EXPLORER_BULK_REAUTH_ROWS
-    if request.POST.get("confirm") == "1":
-        if needs_reauth and not did_recently_reauthenticate(request):
-            # allauth keeps this POST and replays it after the password is confirmed.
-            return suspend_request(request, reverse("account_reauthenticate"))
+    needs_reauth = len(keys) > settings.EXPLORER_BULK_REAUTH_ROWS and not did_recently_reauthenticate(request)
+    if request.method == "POST" and request.POST.get("confirm") == "1":
+        if needs_reauth:
+            here = request.path + "?" + _table_part(request)
+            request.session[BULK_SELECTION] = {"path": here, "keys": keys[: changes.MAX_BULK_ROWS]}
+            return redirect(f"{reverse('account_reauthenticate')}?{urlencode({'next': here})}")
+        request.session.pop(BULK_SELECTION, None)
         try:
             deleted = changes.delete_rows(request.user, request, opened.info, keys)
         except UNREACHABLE as exc:
@@ -199,8 +219,7 @@ def bulk_delete(request: HttpRequest, connection_id: int) -> HttpResponse:
             messages.success(request, f"{deleted} row{'s' if deleted != 1 else ''} deleted. You can revert this "
                                       f"from the table's Changes page.")
         return redirect(table_url)
-    return render(request, "explorer/bulk_delete.html",
-                  _context(opened, keys=keys, needs_reauth=needs_reauth and not did_recently_reauthenticate(request)))
+    return render(request, "explorer/bulk_delete.html", _context(opened, keys=keys, needs_reauth=needs_reauth))
 
 
 @require_safe
@@ -209,7 +228,7 @@ def table_changes(request: HttpRequest, connection_id: int) -> HttpResponse:
     """Permission: view on the table. Its recent row changes, newest first, each revertible."""
     connection = visible_connection(request.user, connection_id)
     try:
-        opened = open_table(request, connection_id)
+        opened = open_table(request, connection)
     except UNREACHABLE as exc:
         return problem_page(request, connection, exc)
     events = [(event, event_rows(event, opened.access.columns)) for event in table_history(opened.info)]
@@ -221,7 +240,7 @@ def table_changes(request: HttpRequest, connection_id: int) -> HttpResponse:
 def revert(request: HttpRequest, connection_id: int, seq: int) -> HttpResponse:
     """Permission: view on the table here; changes.revert checks the grants the reverse operation needs."""
     connection = visible_connection(request.user, connection_id)
-    opened = open_table(request, connection_id)
+    opened = open_table(request, connection)
     event = AuditEvent.objects.filter(seq=seq).only("pk", "details").first()
     details = event.details if event is not None and isinstance(event.details, dict) else {}
     if (details.get("connection_id"), details.get("schema"), details.get("table")) != (

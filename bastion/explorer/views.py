@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
+from django.urls import reverse
 from django.views.decorators.http import require_safe
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -21,6 +23,7 @@ from bastion.access.models import Action, ColumnMode
 from bastion.access.policy import visible_tables
 from bastion.connections import counts, reflection
 from bastion.connections.errors import ConnectionDisabled, safe_message
+from bastion.connections.models import Connection
 from bastion.connections.netguard import TargetRefused
 from bastion.connections.sqlite_guard import SqlitePathRefused
 from bastion.explorer import rows as row_service
@@ -62,19 +65,21 @@ class DisplayRow:
 
 
 def _display_rows(connection_id: int, table: TableInfo, page: Page) -> list[DisplayRow]:
-    """The page's rows with every URL built here, so templates only print."""
+    """The page's rows with every URL built here, so templates only print (reverse() once per page)."""
+    row_base = reverse("explorer:row", args=[connection_id]) + "?"
+    download_base = reverse("explorer:download", args=[connection_id]) + "?"
+    here = table_query(table.schema, table.name)
     rows = []
     for row in page.rows:
+        token = urlencode({"k": row.token}) if row.token else ""
         items = []
         for column, shown, link in zip(page.columns, row.cells, row.links, strict=True):
             download = None
-            if shown.binary_size is not None and row.token:
-                download = page_url("download", connection_id, table.schema, table.name, k=row.token, c=column.name)
-            items.append(DisplayCell(
-                shown, column.kind in NUMERIC_KINDS,
-                page_url("row", connection_id, link.schema, link.table, k=link.token) if link else None, download))
-        url = page_url("row", connection_id, table.schema, table.name, k=row.token) if row.token else None
-        rows.append(DisplayRow(row.token, url, items))
+            if shown.binary_size is not None and token:
+                download = f"{download_base}{here}&{token}&{urlencode({'c': column.name})}"
+            link_url = f"{row_base}{table_query(link.schema, link.table, k=link.token)}" if link else None
+            items.append(DisplayCell(shown, column.kind in NUMERIC_KINDS, link_url, download))
+        rows.append(DisplayRow(row.token, f"{row_base}{here}&{token}" if token else None, items))
     return rows
 
 
@@ -161,7 +166,7 @@ def table(request: HttpRequest, connection_id: int) -> HttpResponse:
     """Permission: view on the table. Rows in keyset pages, with filters, search and sort from the URL."""
     connection = visible_connection(request.user, connection_id)
     try:
-        opened = open_table(request, connection_id)
+        opened = open_table(request, connection)
         params = BrowseParams.from_query(request.GET)
         page = browse(opened.info, opened.access.columns, params, opened.linkable)
     except UNREACHABLE as exc:
@@ -198,8 +203,8 @@ def can_revert(opened: OpenTable) -> bool:
 
 
 # --- a row -----------------------------------------------------------------------------------------
-def _open_row(request: HttpRequest, connection_id: int) -> tuple[OpenTable, row_service.RowView]:
-    opened = open_table(request, connection_id)
+def _open_row(request: HttpRequest, connection: Connection) -> tuple[OpenTable, row_service.RowView]:
+    opened = open_table(request, connection)
     found = row_service.find_row(opened.info, opened.access.columns, request.GET.get("k", ""))
     if found is None:
         raise Http404("No such row.")
@@ -212,7 +217,7 @@ def row(request: HttpRequest, connection_id: int) -> HttpResponse:
     """Permission: view on the table. Every visible value in full, links both ways, the row's history."""
     connection = visible_connection(request.user, connection_id)
     try:
-        opened, found = _open_row(request, connection_id)
+        opened, found = _open_row(request, connection)
         referenced_by = row_service.referenced_by(request.user, opened.info, opened.access.columns, found)
     except UNREACHABLE as exc:
         return problem_page(request, connection, exc)
@@ -245,7 +250,7 @@ def download(request: HttpRequest, connection_id: int) -> HttpResponse:
     """Permission: view on the table, and the column in clear. One binary or text value, as a file."""
     connection = visible_connection(request.user, connection_id)
     try:
-        opened, found = _open_row(request, connection_id)
+        opened, found = _open_row(request, connection)
     except UNREACHABLE as exc:
         return problem_page(request, connection, exc)
     name = request.GET.get("c", "")
