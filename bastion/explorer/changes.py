@@ -38,7 +38,7 @@ from bastion.access.models import Action, ColumnMode
 from bastion.access.policy import ColumnView, Resource, can_write_column, check, column_modes
 from bastion.audit.models import AuditEvent, Outcome
 from bastion.audit.services import record
-from bastion.connections import limits, reflection
+from bastion.connections import limits
 from bastion.connections.engines import get_engine
 from bastion.connections.errors import one_line, safe_message
 from bastion.connections.models import Connection
@@ -297,16 +297,6 @@ def _transaction(info: TableInfo) -> Iterator[SAConnection]:
 
 
 # --- finding rows ------------------------------------------------------------------------------------
-def _identifies(info: TableInfo, columns: Sequence[str]) -> bool:
-    wanted = list(columns)
-    if wanted == list(info.key):
-        return True
-    if info.key_kind in (KeyKind.PRIMARY, KeyKind.UNIQUE) and sorted(wanted) == sorted(info.key):
-        return True
-    return any(sorted(wanted) == sorted(key) for key in reflection.unique_keys(info.connection, info.schema,
-                                                                               info.name))
-
-
 def _token_where(info: TableInfo, token: str) -> tuple[list[str], list[Any]]:
     """The columns and values a row token names, if they identify at most one row of this table."""
     try:
@@ -314,7 +304,7 @@ def _token_where(info: TableInfo, token: str) -> tuple[list[str], list[Any]]:
     except (tokens.BadToken, ValueError, TypeError):
         raise ChangeRefused("That row link is not valid (it may be old); open the row again.") from None
     if not isinstance(columns, list) or not isinstance(values, list) or len(columns) != len(values) \
-            or not columns or not all(isinstance(c, str) for c in columns) or not _identifies(info, columns):
+            or not columns or not all(isinstance(c, str) for c in columns) or not info.identifies(columns):
         raise ChangeRefused("That row link is not valid for this table; open the row again.")
     return columns, values
 

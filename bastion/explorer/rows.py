@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,18 +35,6 @@ class RowView:
     token: str  # the canonical token (by the table's key), whatever token found the row
 
 
-def _identifying_columns(info: TableInfo, columns: Sequence[str]) -> bool:
-    """Do ``columns`` name at most one row: the table's key or one of its unique keys?"""
-    wanted = list(columns)
-    if wanted == list(info.key):
-        return True
-    primary = [c.name for c in info.columns if c.primary_key]
-    if primary and sorted(wanted) == sorted(primary):
-        return True
-    return any(sorted(wanted) == sorted(key) for key in reflection.unique_keys(info.connection, info.schema,
-                                                                               info.name))
-
-
 def find_row(info: TableInfo, views: Mapping[str, ColumnView], token: str) -> RowView | None:
     """The row a token names, or None (bad token, no such row, or columns that do not identify a row)."""
     if not info.editable:
@@ -55,7 +43,7 @@ def find_row(info: TableInfo, views: Mapping[str, ColumnView], token: str) -> Ro
         columns, values = tokens.unseal("row", token)
     except (tokens.BadToken, ValueError, TypeError):
         return None
-    if not isinstance(columns, list) or len(columns) != len(values) or not _identifying_columns(info, columns):
+    if not isinstance(columns, list) or len(columns) != len(values) or not info.identifies(columns):
         return None
     sa_table = info.sa_table()
     shown = [c.name for c in info.columns if views[c.name].mode != ColumnMode.HIDDEN]

@@ -9,6 +9,7 @@ crash a page), and values sent are bound without casts (see values.bound).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
@@ -120,6 +121,16 @@ class TableInfo:
 
     def key_columns(self, sa_table: TableClause) -> list[ColumnClause[Any]]:
         return [self.sa_column(sa_table, name) for name in self.key]
+
+    def identifies(self, columns: Sequence[str]) -> bool:
+        """Do ``columns`` name at most one row: the row identity, the primary key or a unique key?"""
+        wanted = list(columns)
+        if wanted == list(self.key):
+            return True
+        if self.key_kind in (KeyKind.PRIMARY, KeyKind.UNIQUE) and sorted(wanted) == sorted(self.key):
+            return True
+        return any(sorted(wanted) == sorted(key)
+                   for key in reflection.unique_keys(self.connection, self.schema, self.name))
 
     def fk_for(self, column_name: str) -> ForeignKey | None:
         """The single-column foreign key starting at ``column_name`` (links in cells)."""
