@@ -25,7 +25,7 @@ from bastion.audit.models import AuditEvent
 from bastion.explorer import changes, forms
 from bastion.explorer import rows as row_service
 from bastion.explorer.access import OpenTable, open_table, table_resource, visible_connection
-from bastion.explorer.history import event_rows, table_history
+from bastion.explorer.history import event_rows, reverted_seqs, table_history
 from bastion.explorer.links import database_url, page_url, table_query
 from bastion.explorer.views import UNREACHABLE, can_revert, problem_page
 
@@ -231,8 +231,9 @@ def table_changes(request: HttpRequest, connection_id: int) -> HttpResponse:
         opened = open_table(request, connection)
     except UNREACHABLE as exc:
         return problem_page(request, connection, exc)
-    events = [(event, event_rows(event, opened.access.columns)) for event in table_history(opened.info)]
-    return render(request, "explorer/changes.html", _context(opened, events=events))
+    history = table_history(opened.info)
+    events = [(event, event_rows(event, opened.access.columns)) for event in history]
+    return render(request, "explorer/changes.html", _context(opened, events=events, reverted=reverted_seqs(history)))
 
 
 @require_POST

@@ -120,3 +120,9 @@ def event_rows(event: AuditEvent, views: Mapping[str, ColumnView]) -> list[Event
     afters = _as_rows(event.after) if event.after is not None else []
     rows: Iterable[tuple[Any, Any]] = zip_longest(befores, afters)
     return [_event_row(before, after, views) for before, after in rows if before is not None or after is not None]
+
+
+def reverted_seqs(events: Iterable[AuditEvent]) -> set[int]:
+    """The seq of every event that one of ``events`` (newest first, so reverts come before) reverted."""
+    return {int(e.details["reverted_seq"]) for e in events
+            if e.action == REVERT and isinstance(e.details, dict) and e.details.get("reverted_seq") is not None}

@@ -30,7 +30,7 @@ from bastion.explorer import rows as row_service
 from bastion.explorer.access import OpenTable, open_table, table_resource, visible_connection
 from bastion.explorer.browse import PAGE_SIZES, BrowseParams, Page, browse
 from bastion.explorer.filters import OPERATORS
-from bastion.explorer.history import event_rows, row_history
+from bastion.explorer.history import event_rows, reverted_seqs, row_history
 from bastion.explorer.links import database_url, page_url, table_query
 from bastion.explorer.schema import KeyKind, TableInfo
 from bastion.explorer.values import Cell
@@ -219,6 +219,7 @@ def row(request: HttpRequest, connection_id: int) -> HttpResponse:
     try:
         opened, found = _open_row(request, connection)
         referenced_by = row_service.referenced_by(request.user, opened.info, opened.access.columns, found)
+        history = row_history(opened.info, found.key_values)
     except UNREACHABLE as exc:
         return problem_page(request, connection, exc)
     info = opened.info
@@ -230,8 +231,8 @@ def row(request: HttpRequest, connection_id: int) -> HttpResponse:
         "row": found,
         "fields": row_service.row_fields(opened.info, opened.access.columns, opened.linkable, found),
         "referenced_by": referenced_by,
-        "history": [(event, event_rows(event, opened.access.columns))
-                    for event in row_history(info, found.key_values)],
+        "history": [(event, event_rows(event, opened.access.columns)) for event in history],
+        "reverted": reverted_seqs(history),
         "can_update": info.editable and Action.UPDATE in actions and bool(opened.access.updatable),
         "can_delete": info.editable and Action.DELETE in actions,
         "table_url": table_url(connection.pk, info.schema, info.name),
