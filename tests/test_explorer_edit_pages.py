@@ -296,3 +296,34 @@ def test_T02_hostile_identifiers_work_as_literal_names_on_every_engine(client, a
         sql = f"SELECT count(*) FROM {target.table(table)}"  # noqa: S608 (quoted by the test's dialect)
         count = conn.exec_driver_sql(sql).scalar() if target.admin else conn.execute(sql).fetchone()[0]
     assert count == 3
+
+
+def test_every_page_renders_a_table_with_every_kind_of_column(client, admin, target):  # noqa: F811
+    from tests.explorer_fixtures import typed_table
+
+    info = typed_table(target)
+    values = {"sqlite": "(1, 5, 9007199254740993, 12.5, 1.5, 1, '2024-02-29', '13:05:09', '2024-02-29 13:05:09', "
+                        "'short', 'long text', '{\"a\": [1, 2]}', 'red', X'00FF', 7, 'required')"}
+    if target.kind == "sqlite":
+        target.run(f"INSERT INTO typed VALUES {values['sqlite']}")  # noqa: S608
+    else:
+        target.run(f"INSERT INTO {target.table('typed')} (req, j, d, dt) "  # noqa: S608
+                   "VALUES ('required', '{\"a\": [1, 2]}', 12.5, '2024-02-29 13:05:09')")
+    login(client, admin.username)
+    base = {"t": info.name, **({"s": target.schema} if target.schema else {})}
+    listing = client.get(f"/db/{target.connection.pk}/table/?" + urlencode(base))
+    assert listing.status_code == 200
+    token = unescape(re.search(r'name="k" value="([^"]+)"', listing.content.decode()).group(1))
+    for page in ("row/", "row/edit/", "row/delete/", "changes/"):
+        response = client.get(f"/db/{target.connection.pk}/{page}?" + urlencode({**base, "k": token}))
+        assert response.status_code == 200, (page, response.content[:500])
+    row = client.get(f"/db/{target.connection.pk}/row/?" + urlencode({**base, "k": token})).content.decode()
+    assert '<pre class="json">' in row and "required" in row
+    edit = f"/db/{target.connection.pk}/row/edit/?" + urlencode({**base, "k": token})
+    form = client.get(edit).content.decode()
+    data = form_data(form)
+    data[field_name(form, "req")] = "changed"
+    response = client.post(edit, data)
+    assert response.status_code == 302, re.findall(r'errorlist[^>]*><li>([^<]+)', response.content.decode())
+    assert client.get(f"/db/{target.connection.pk}/?" + urlencode(
+        {"s": target.schema} if target.schema else {})).status_code == 200
