@@ -217,8 +217,11 @@ def browse(info: TableInfo, views: Mapping[str, ColumnView], params: BrowseParam
         _offset_page(info, plan, params, sa_table, page, views)
     else:
         _keyset_page(info, plan, params, sa_table, page, views, linkable)
-    page.count = _count(info, plan, sa_table)
     page.filtered = bool(plan.conditions)
+    if page.filtered and page.is_first and page.is_last and not page.errors:
+        page.count = RowCount(len(page.rows))  # everything matching is on this page: no second scan
+    else:
+        page.count = _count(info, plan, sa_table)
     return page
 
 
