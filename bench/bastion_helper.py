@@ -8,7 +8,7 @@ SPEC_JSON: {"admin": user name, "name": connection name, "path": SQLite file,
 Registers the file as a connection (through the same service the Connections
 page uses, so it is validated and audited like any other) unless a connection
 of that name exists, and seals one "after" cursor per label with
-bastion.explorer.tokens.seal: its key is derived from the SECRET_KEY of the
+bastion.explorer.browse.cursor_token: its key is derived from the SECRET_KEY of the
 data directory, so the server accepts these tokens as its own. Prints one JSON
 object: {"connection_id": int, "cursors": {label: token} or null, "cursor_error": str or null}.
 """
@@ -45,11 +45,14 @@ def main() -> int:
     cursors: dict[str, str] | None = None
     cursor_error = None
     try:
-        from bastion.explorer.tokens import seal
-    except ImportError as exc:  # the explorer is being built: report, do not fail the set-up
-        cursor_error = f"cannot import bastion.explorer.tokens.seal: {exc}"
+        from bastion.explorer.browse import cursor_token
+    except ImportError as exc:  # an explorer without cursors: report, do not fail the set-up
+        cursor_error = f"cannot import bastion.explorer.browse.cursor_token: {exc}"
     else:
-        cursors = {label: seal("after", values) for label, values in spec["cursors"].items()}
+        # A cursor names the table, sort and key it was made for: "deep" pages by id, "deep_ts" by ts.
+        sorts = {"deep": None, "deep_ts": "ts"}
+        cursors = {label: cursor_token("after", connection.pk, None, "events", sorts[label], False, ["id"], values)
+                   for label, values in spec["cursors"].items()}
     print(json.dumps({"connection_id": connection.pk, "cursors": cursors, "cursor_error": cursor_error}))
     return 0
 

@@ -520,7 +520,7 @@ class Bastion:
         env = self.env | {"BASTION_DATA_DIR": str(self.data_dir)}
         self.commands.append(f"BASTION_DATA_DIR={self.data_dir} BASTION_SQLITE_ROOTS={self.data.path.parent} "
                              f"{BASTION_BIN / 'python'} bench/bastion_helper.py '<spec>'  "
-                             "# create_connection() + explorer.tokens.seal('after', ...)")
+                             "# create_connection() + explorer.browse.cursor_token('after', ...)")
         done = subprocess.run(helper, env=env, capture_output=True, text=True, cwd=ROOT, check=False)
         if done.returncode != 0:
             raise BenchError(f"registering the database in Bastion failed:\n{done.stdout}{done.stderr}")

@@ -24,7 +24,7 @@ from sqlalchemy import text
 from bastion.access.models import Action, ColumnMode, MaskRule
 from bastion.access.policy import TableAccess, forget_grants, table_access
 from bastion.access.roles import add_grant
-from bastion.explorer.browse import row_token
+from bastion.explorer.rowkeys import row_token
 from bastion.explorer.schema import TableInfo, resolve_table
 
 TYPED_DDL = {
@@ -137,7 +137,7 @@ def request_for(user: Any) -> Any:
 
 
 def token(info, id_: Any) -> str:
-    return row_token(info.key, [id_])
+    return key_token(info, info.key, [id_])
 
 
 def browser_data(form: forms.Form, **changed: Any) -> dict[str, Any]:
@@ -162,3 +162,16 @@ def browser_data(form: forms.Form, **changed: Any) -> dict[str, Any]:
             data.pop(entry.null_name or "-", None)
             data.pop(entry.default_name or "-", None)
     return data
+
+
+def key_token(info: TableInfo, columns: Any, values: Any) -> str:
+    """A row token of ``info`` naming the row by ``columns`` = ``values`` (as links and forms carry them)."""
+    return row_token(info.connection.pk, info.schema, info.name, list(columns), list(values))
+
+
+def key_of(token_: str) -> list[Any]:
+    """[columns, values] of the row a row token names."""
+    from bastion.explorer import tokens
+
+    payload = tokens.unseal("row", token_)
+    return [payload[3], payload[4]]

@@ -18,7 +18,6 @@ from bastion.access.policy import VISIBLE, ColumnView
 from bastion.audit.chain import verify_chain
 from bastion.audit.models import AuditEvent
 from bastion.explorer import changes, tokens
-from bastion.explorer.browse import row_token
 from bastion.explorer.changes import (
     ChangeRefused,
     EditConflict,
@@ -40,6 +39,8 @@ from tests.explorer_fixtures import (
     access_of,
     browser_data,
     clerk,
+    key_of,
+    key_token,
     people_table,
     request_for,
     rows,
@@ -175,7 +176,7 @@ def test_typed_round_trip_of_every_kind(target):
         assert normal(target.kind, name, stored[name]) == expected(name, text), name
     assert bytes(stored["bin"]) == BINARY
     assert stored["n"] == 7
-    assert tokens.unseal("row", new_token) == [["id"], [stored["id"]]]
+    assert key_of(new_token) == [["id"], [stored["id"]]]
 
     # Reload: every value shows as it was typed (line breaks as stored); posting it back changes nothing.
     update_class = row_form_class(info, access, "update")
@@ -216,7 +217,7 @@ def test_defaults_autoincrement_and_required_columns(target):
     stored = rows(target, "typed")
     assert [(r["req"], r["n"]) for r in stored] == [("a", 7), ("b", 3)]
     assert stored[1]["id"] > stored[0]["id"]
-    assert [tokens.unseal("row", t)[1] for t in (first, second)] == [[r["id"]] for r in stored]
+    assert [key_of(t)[1] for t in (first, second)] == [[r["id"]] for r in stored]
     with pytest.raises(ChangeRefused, match="req") as refused:
         insert_row(boss, None, info, {"i": 1})
     assert "refused" in refused.value.message
@@ -325,7 +326,7 @@ def test_forged_or_foreign_tokens_are_refused(target):
     boss = superuser()
     ann = by_id(target, "people")[1]
     original = original_token(info, ann)
-    for bad in ["garbage", tokens.seal("after", [["id"], [1]]), row_token(["qty"], [1])]:
+    for bad in ["garbage", tokens.seal("after", [["id"], [1]]), key_token(info, ["qty"], [1])]:
         with pytest.raises(ChangeRefused, match="row link"):
             update_row(boss, None, info, bad, original, {"name": "x"})
     with pytest.raises(ChangeRefused, match="form"):
@@ -333,7 +334,7 @@ def test_forged_or_foreign_tokens_are_refused(target):
     with pytest.raises(ChangeRefused, match="form"):  # a form loaded for another table
         update_row(boss, None, info, token(info, 1), original_token(pets, ann), {"name": "x"})
     # A unique key identifies a row as well as the primary key.
-    update_row(boss, None, info, row_token(["name"], ["ann"]), original, {"qty": 4})
+    update_row(boss, None, info, key_token(info, ["name"], ["ann"]), original, {"qty": 4})
     assert by_id(target, "people")[1]["qty"] == 4
     assert len(row_events()) == 1
 
@@ -386,7 +387,7 @@ def test_T01_injection_payloads_as_values_are_stored_literally(target):
     assert by_id(target, "people")[1]["name"] == INJECTIONS[0]
     # A payload as a key value finds no row (or is no integer) and deletes nothing.
     with pytest.raises(ChangeRefused):
-        delete_row(boss, None, info, row_token(["id"], ["x' OR '1'='1"]))
+        delete_row(boss, None, info, key_token(info, ["id"], ["x' OR '1'='1"]))
     delete_row(boss, None, info, tokens_[0])
     assert len(rows(target, "people")) == 3 + len(INJECTIONS) - 1
     assert len(rows(target, "pets")) == 1
@@ -414,7 +415,7 @@ def test_T33_every_change_writes_exactly_one_audit_event_with_the_whole_row(targ
     request = request_for(user)
     ann = by_id(target, "people")[1]
     new = insert_row(user, request, info, {"name": "dan", "qty": 4})
-    dan_id = tokens.unseal("row", new)[1][0]
+    dan_id = key_of(new)[1][0]
     update_row(user, request, info, token(info, 1), original_token(info, seen_by(user, info, ann)),
                {"name": "anna"})
     delete_row(user, request, info, new)
@@ -494,7 +495,7 @@ def test_T37_revert_restores_inserts_updates_and_deletes(target):
     assert [e.action for e in reverts] == ["row.revert"] * 4
     assert [e.details["reverted_seq"] for e in reverts] == [bulk_event.seq, delete_event.seq, update_event.seq,
                                                              insert_event.seq]
-    assert tokens.unseal("row", new)[1] not in [[r["id"]] for r in rows(target, "people")]
+    assert key_of(new)[1] not in [[r["id"]] for r in rows(target, "people")]
     # Twice is refused, and so is reverting a revert.
     with pytest.raises(ChangeRefused, match="already reverted"):
         revert(boss, None, update_event.pk)
@@ -566,9 +567,9 @@ def test_sqlite_rowid_rows_change_and_come_back_with_their_rowid(sqlite_target):
     assert info.key_kind == KeyKind.ROWID
     boss = superuser()
     new = insert_row(boss, None, info, {"body": "d"})
-    assert tokens.unseal("row", new) == [["rowid"], [4]]
-    update_row(boss, None, info, row_token(["rowid"], [2]), original_token(info, {"body": "b"}), {"body": "B"})
-    delete_row(boss, None, info, row_token(["rowid"], [2]))
+    assert key_of(new) == [["rowid"], [4]]
+    update_row(boss, None, info, key_token(info, ["rowid"], [2]), original_token(info, {"body": "b"}), {"body": "B"})
+    delete_row(boss, None, info, key_token(info, ["rowid"], [2]))
     revert(boss, None, row_events()[-1].pk)
     with sqlite3.connect(t.sqlite_path) as raw:
         assert raw.execute("SELECT rowid, body FROM notes ORDER BY rowid").fetchall() == [
@@ -584,11 +585,12 @@ def test_postgresql_ctid_rows_can_be_edited_and_reverted(postgresql_target):
     boss = superuser()
     with t.admin.connect() as conn:
         ctid = conn.exec_driver_sql(f"SELECT ctid FROM {t.table('loose')} WHERE body = 'b'").scalar()  # noqa: S608 (a quoted test identifier)
-    moved = update_row(boss, None, info, row_token(["ctid"], [ctid]), original_token(info, {"body": "b"}),
+    moved = update_row(boss, None, info, key_token(info, ["ctid"], [ctid]), original_token(info, {"body": "b"}),
                        {"body": "B"})
-    assert tokens.unseal("row", moved)[1] != [ctid]  # an update moves a row in PostgreSQL
+    assert key_of(moved)[1] != [ctid]  # an update moves a row in PostgreSQL
     with pytest.raises(EditConflict):  # the old address names no row any more
-        update_row(boss, None, info, row_token(["ctid"], [ctid]), original_token(info, {"body": "B"}), {"body": "x"})
+        update_row(boss, None, info, key_token(info, ["ctid"], [ctid]), original_token(info, {"body": "B"}),
+                   {"body": "x"})
     delete_row(boss, None, info, moved)
     revert(boss, None, row_events()[-1].pk)
     assert sorted(r["body"] for r in rows(t, "loose", order="body")) == ["B", "a"]
@@ -621,7 +623,7 @@ def test_row_and_table_history_and_event_values_as_the_viewer_sees_them(sqlite_t
     ann = by_id(t, "people")[1]
     update_row(boss, None, info, token(info, 1), original_token(info, ann),
                {"name": "anna", "secret": "new-secret-4321", "hidden_col": "hh"})
-    update_row(boss, None, info, row_token(["id"], [1]), original_token(info, by_id(t, "people")[1]), {"qty": 7})
+    update_row(boss, None, info, key_token(info, ["id"], [1]), original_token(info, by_id(t, "people")[1]), {"qty": 7})
     delete_row(boss, None, info, token(info, 3))
     t.run("DELETE FROM pets")
     delete_rows(boss, None, info, [token(info, 1), token(info, 2)])

@@ -136,20 +136,20 @@ def test_one_audit_event_names_the_path_and_owner_never_the_input(logged_in, use
     assert AuditEvent.objects.get(action="session.expired").details == {"reason": "idle"}
 
 
-def test_a_post_without_any_session_is_kept_for_whoever_signs_in(client, user):
+def test_a_post_without_any_session_is_not_kept(client, user):
     response = client.post(FORM, INPUT)
     assert response.status_code == 302 and response["Location"].startswith("/accounts/login/?next=")
-    assert PendingInput.objects.get().owner is None
+    assert not PendingInput.objects.exists() and COOKIE not in response.cookies
     login(client, user.username)
-    assert _resumed(client) == INPUT
+    assert _resumed(client) is None  # whoever signs in next on this browser does not get it
 
 
-def test_an_anonymous_get_leaves_the_stash_alone(client, user):
-    client.post(FORM, INPUT)
-    assert client.get(FORM).status_code == 302  # to the login page
+def test_an_anonymous_get_leaves_the_stash_alone(logged_in, user, settings):
+    _post_expired(logged_in, settings)
+    assert logged_in.get(FORM).status_code == 302  # to the login page
     assert PendingInput.objects.count() == 1
-    login(client, user.username)
-    assert _resumed(client) == INPUT
+    login(logged_in, user.username)
+    assert _resumed(logged_in) == INPUT
 
 
 def test_a_signed_in_post_is_not_stashed(logged_in):
@@ -173,18 +173,19 @@ def test_over_a_megabyte_is_not_kept(logged_in, settings):
     assert COOKIE not in response.cookies and not PendingInput.objects.exists()
 
 
-def test_a_newer_stash_replaces_the_browsers_older_one(client, user):
-    client.post(FORM, {"name": "first"})
-    client.post(FORM, {"name": "second"})
+def test_a_newer_stash_replaces_the_browsers_older_one(logged_in, user, settings):
+    _post_expired(logged_in, settings, {"name": "first"})
+    login(logged_in, user.username)
+    _post_expired(logged_in, settings, {"name": "second"})
     assert PendingInput.objects.count() == 1
-    login(client, user.username)
-    assert _resumed(client) == {"name": ["second"]}
+    login(logged_in, user.username)
+    assert _resumed(logged_in) == {"name": ["second"]}
 
 
-def test_dev_mode_cookie_is_not_host_prefixed_nor_secure(client, settings):
+def test_dev_mode_cookie_is_not_host_prefixed_nor_secure(logged_in, settings):
     settings.DEV = True
     assert cookie_name() == "bastion_pending"
-    response = client.post(FORM, INPUT)
+    response = _post_expired(logged_in, settings)
     assert not response.cookies["bastion_pending"]["secure"]
 
 

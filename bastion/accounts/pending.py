@@ -10,18 +10,19 @@ Usage, outside the permission declaration so the declaration stays readable::
 
 How it works:
 
-- A POST reaching the view anonymously (the session expired, and
-  SessionTimeoutMiddleware let the POST go on after the logout; or the session
-  is gone) has passed Django's CSRF check. Its fields, minus the CSRF token,
-  are stored encrypted (T30) in a PendingInput row found by the sha256 of a
-  random key; the key goes to the browser in an HttpOnly, SameSite=Lax cookie,
-  never in a URL. The row is bound to the user whose session expired
-  (``request.bastion_expired_user_id``) when known. Uploaded files are not kept.
-  The browser is sent to the login page with ``?next=<the form's path>``.
+- A POST reaching the view anonymously because its session just expired
+  (SessionTimeoutMiddleware let the POST go on after the logout and named the
+  user in ``request.bastion_expired_user_id``) has passed Django's CSRF check.
+  Its fields, minus the CSRF token, are stored encrypted (T30) in a PendingInput
+  row bound to that user and found by the sha256 of a random key; the key goes
+  to the browser in an HttpOnly, SameSite=Lax cookie, never in a URL. Uploaded
+  files are not kept. The browser is sent to the login page with
+  ``?next=<the form's path>``. A POST without any session is not kept: its
+  author is unknown, and whoever signs in next on that browser must not get it.
 - The first GET of a @keeps_input view by a signed-in user with that cookie
   consumes the row, whatever happens next (single use): its input is given to
   the view as ``request.resumed_post`` (a QueryDict) when the row is for this
-  very path, has not expired, and belongs to this user or to nobody.
+  very path, has not expired, and belongs to this user.
   Otherwise, and on every other request, ``request.resumed_post`` is None.
 """
 
@@ -53,7 +54,6 @@ log = get_logger("bastion.accounts")
 
 MAX_FIELDS = 200  # values, counting every value of a repeated field
 MAX_BYTES = 1_000_000  # the JSON of the kept fields, UTF-8
-MAX_UNOWNED = 100  # live rows of input posted without any session: anybody can post those
 SKIPPED_FIELDS = frozenset({"csrfmiddlewaretoken"})
 
 RESUMED_MESSAGE = ("Your session had ended: what you typed was kept. Check it and save again "
@@ -93,13 +93,12 @@ def _stash(request: HttpRequest) -> HttpResponse | None:
         log.info("pending_input_too_large", path=request.path[:500])
         return None
     owner_id = getattr(request, "bastion_expired_user_id", None)
-    owner = None
-    if owner_id is not None:
-        owner = get_user_model().objects.filter(pk=owner_id).first()
-    _purge_expired()
-    if owner is None and PendingInput.objects.filter(owner=None).count() >= MAX_UNOWNED:
-        log.warning("pending_input_full", path=request.path[:500])
+    owner = get_user_model().objects.filter(pk=owner_id).first() if owner_id is not None else None
+    if owner is None:
+        # Only input from a session that just expired is kept, for its own user: input whose author is
+        # unknown could be handed to whoever signs in next on this browser.
         return None
+    _purge_expired()
     key = secrets.token_urlsafe(32)
     with transaction.atomic():
         previous = request.COOKIES.get(cookie_name())
@@ -108,8 +107,8 @@ def _stash(request: HttpRequest) -> HttpResponse | None:
         PendingInput.objects.create(key_hash=_hash(key), owner=owner, path=path, data=encrypt_secret(text))
         # The request is anonymous: the event names the user the input is kept for, not an actor.
         record("session.input_kept", request=request, target=path[:500],
-               details={"path": path[:500], "owner": owner.get_username() if owner else None,
-                        "owner_id": owner.pk if owner else None, "files_dropped": bool(request.FILES)})
+               details={"path": path[:500], "owner": owner.get_username(), "owner_id": owner.pk,
+                        "files_dropped": bool(request.FILES)})
     minutes = int(PENDING_INPUT_LIFETIME.total_seconds() // 60)
     messages.info(request, f"What you entered is kept for {minutes} minutes: sign in to go back to it"
                            f"{' (files you had chosen are not kept)' if request.FILES else ''}.")
@@ -140,7 +139,7 @@ def _take(request: HttpRequest, key: str) -> QueryDict | None:
     _purge_expired()
     if pending is None or pending.expires_at <= timezone.now() or pending.path != request.get_full_path():
         return None
-    if pending.owner_id is not None and pending.owner_id != request.user.pk:
+    if pending.owner_id != request.user.pk:
         return None
     try:
         data = _query_dict(json.loads(decrypt_secret(pending.data)))

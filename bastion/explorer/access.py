@@ -13,7 +13,15 @@ from typing import Any
 
 from django.http import Http404, HttpRequest
 
-from bastion.access.policy import Resource, TableAccess, table_access, visible_connection_ids, visible_tables
+from bastion.access.models import ColumnMode
+from bastion.access.policy import (
+    Resource,
+    TableAccess,
+    column_modes,
+    table_access,
+    visible_connection_ids,
+    visible_tables,
+)
 from bastion.connections.models import Connection
 from bastion.explorer.schema import ForeignKey, TableInfo, TableNotFound, resolve_table
 
@@ -46,6 +54,15 @@ class OpenTable:
         return self.info.connection
 
 
+def _may_follow(user: Any, connection_id: int, fk: ForeignKey) -> bool:
+    """May ``user`` open the rows ``fk`` points at? Only by columns they see in clear there: a link that
+    finds a row by a masked or hidden column would confirm that column's value (T31)."""
+    if not visible_tables(user, connection_id, fk.referred_schema, [fk.referred_table]):
+        return False
+    views = column_modes(user, connection_id, fk.referred_schema, fk.referred_table, fk.referred_columns)
+    return all(view.mode == ColumnMode.VISIBLE for view in views.values())
+
+
 def open_table(request: HttpRequest, connection: Connection) -> OpenTable:
     """The table ``?s=&t=`` names in ``connection`` (from visible_connection), reflected, with the user's
     access; Http404 when it is not theirs to see.
@@ -63,7 +80,6 @@ def open_table(request: HttpRequest, connection: Connection) -> OpenTable:
     access = table_access(request.user, connection.pk, schema, name, info.column_names)
     linkable = {}
     for fk in info.foreign_keys:
-        if len(fk.columns) == 1 and visible_tables(request.user, connection.pk, fk.referred_schema,
-                                                   [fk.referred_table]):
+        if len(fk.columns) == 1 and _may_follow(request.user, connection.pk, fk):
             linkable[fk.columns[0]] = fk
     return OpenTable(info, access, linkable)

@@ -31,6 +31,7 @@ from bastion.explorer.filters import (
     search_condition,
     usable_column,
 )
+from bastion.explorer.rowkeys import own_row_token, row_digest, row_token
 from bastion.explorer.schema import ColumnInfo, KeyKind, TableInfo
 from bastion.explorer.values import Cell, cell
 
@@ -109,9 +110,14 @@ class Page:
     notices: list[str] = field(default_factory=list)
 
 
-def row_token(columns: Sequence[str], values: Sequence[Any]) -> str:
-    """A token naming one row by the values of a key (primary, unique, rowid, ctid, or a referred key)."""
-    return tokens.seal("row", [list(columns), list(values)])
+def cursor_token(purpose: str, connection_id: int, schema: str | None, table: str, sort: str | None,
+                 descending: bool, key: Sequence[str], values: Sequence[Any]) -> str:
+    """A page cursor ("after" or "before" the row whose sort and key values are ``values``).
+
+    It names the table, the sort and the key it was made for and is refused on any other view: values
+    seeked against another table's key would reveal that key's hidden or masked values (T31).
+    """
+    return tokens.seal(purpose, [connection_id, schema, table, sort, bool(descending), list(key), list(values)])
 
 
 @dataclass
@@ -172,7 +178,8 @@ def _fk_links(info: TableInfo, visible: Sequence[ColumnInfo], views: Mapping[str
         if fk is None or value is None or views[column.name].mode != ColumnMode.VISIBLE:
             links.append(None)
         else:
-            links.append(Link(fk.referred_schema, fk.referred_table, row_token(fk.referred_columns, [value])))
+            links.append(Link(fk.referred_schema, fk.referred_table, row_token(
+                info.connection.pk, fk.referred_schema, fk.referred_table, fk.referred_columns, [value])))
     return tuple(links)
 
 
@@ -239,18 +246,22 @@ def _selected(info: TableInfo, plan: _Plan, sa_table: Any) -> tuple[list[Any], l
     return exprs, positions
 
 
-def _cursor_values(token: str | None, purpose: str, expected: int, page: Page) -> list[Any] | None:
+def _cursor_values(info: TableInfo, plan: _Plan, token: str | None, purpose: str, page: Page) -> list[Any] | None:
     if token is None:
         return None
     try:
-        values = tokens.unseal(purpose, token)
+        payload = tokens.unseal(purpose, token)
     except tokens.BadToken:
-        values = None
-    if not isinstance(values, list) or len(values) != expected:
+        payload = None
+    expected = [info.connection.pk, info.schema, info.name, plan.sort.name if plan.sort else None, plan.descending,
+                list(info.key)]
+    width = len(info.key) + (plan.sort is not None)
+    if not isinstance(payload, list) or len(payload) != 7 or payload[:6] != expected \
+            or not isinstance(payload[6], list) or len(payload[6]) != width:
         page.errors.append("That page link is not valid for this view (it may be old, or the sort changed); "
                            "showing the first page.")
         return None
-    return values
+    return payload[6]
 
 
 def _keyset_page(info: TableInfo, plan: _Plan, params: BrowseParams, sa_table: Any, page: Page,
@@ -260,10 +271,9 @@ def _keyset_page(info: TableInfo, plan: _Plan, params: BrowseParams, sa_table: A
     sort_expr = sa_table.c[plan.sort.name] if plan.sort is not None else None
     sort_position = [c.name for c in plan.visible].index(plan.sort.name) if plan.sort is not None else None
     order = ([sort_expr] if sort_expr is not None else []) + key_columns
-    width = len(order)
 
-    after = _cursor_values(params.after, "after", width, page)
-    before = _cursor_values(params.before, "before", width, page) if after is None else None
+    after = _cursor_values(info, plan, params.after, "after", page)
+    before = _cursor_values(info, plan, params.before, "before", page) if after is None else None
     reverse = before is not None or (params.last and after is None and before is None)
     descending = plan.descending != reverse
     conditions = list(plan.conditions)
@@ -290,14 +300,20 @@ def _keyset_page(info: TableInfo, plan: _Plan, params: BrowseParams, sa_table: A
         keys = [row[p] for p in key_positions]
         return [row[sort_position], *keys] if sort_position is not None else keys
 
+    names = [c.name for c in plan.visible]
     for row in rows:
-        token = row_token(info.key, [row[p] for p in key_positions])
+        shown = dict(zip(names, row[: len(names)], strict=True))
+        token = own_row_token(info, [row[p] for p in key_positions], row_digest(shown, names))
         page.rows.append(Row(token, _masked_cells(plan.visible, views, row),
                              _fk_links(info, plan.visible, views, linkable, row)))
+    def cursor(purpose: str, row: Sequence[Any]) -> str:
+        return cursor_token(purpose, info.connection.pk, info.schema, info.name,
+                            plan.sort.name if plan.sort else None, plan.descending, info.key, position_values(row))
+
     if rows and not page.is_last:
-        page.next_after = tokens.seal("after", position_values(rows[-1]))
+        page.next_after = cursor("after", rows[-1])
     if rows and not page.is_first:
-        page.prev_before = tokens.seal("before", position_values(rows[0]))
+        page.prev_before = cursor("before", rows[0])
 
 
 def _offset_page(info: TableInfo, plan: _Plan, params: BrowseParams, sa_table: Any, page: Page,

@@ -42,7 +42,8 @@ from bastion.connections import limits
 from bastion.connections.engines import get_engine
 from bastion.connections.errors import one_line, safe_message
 from bastion.connections.models import Connection
-from bastion.explorer import browse, tokens
+from bastion.explorer import tokens
+from bastion.explorer.rowkeys import RowKey, own_row_token, read_row_token, row_digest
 from bastion.explorer.schema import ColumnInfo, KeyKind, TableInfo, TableNotFound, resolve_table
 from bastion.explorer.values import Cell, bound, cell, is_binary, to_driver
 
@@ -256,7 +257,30 @@ def _user_error_text(exc: DBAPIError) -> str | None:
     return None
 
 
-def _translated(exc: DBAPIError) -> BaseException:
+_GENERIC_REASONS = (  # (words in the engine's message, SQLSTATE prefix or MySQL codes) -> what to say
+    (("not null", "null value", "cannot be null", "doesn't have a default"), ("23502",), (1048, 1364),
+     "a required value is missing"),
+    (("unique", "duplicate"), ("23505",), (1062, 1169),
+     "another row already has the same value in a column that must be unique"),
+    (("foreign key",), ("23503",), (1216, 1217, 1451, 1452),
+     "a value has no matching row in the table it refers to, or other rows still refer to this one"),
+    (("check",), ("23514",), (3819, 4025), "a value breaks one of the table's check rules"),
+)
+
+
+def _generic_reason(exc: DBAPIError) -> str:
+    """What kind of rule refused the change, in words that name no column, table or constraint."""
+    original = exc.orig
+    state = getattr(original, "sqlstate", None) or ""
+    code = original.args[0] if isinstance(original, pymysql.MySQLError) and original.args else None
+    text = str(original).lower()
+    for words, states, codes, reason in _GENERIC_REASONS:
+        if state.startswith(states) or code in codes or any(word in text for word in words):
+            return reason
+    return "a value does not fit its column"
+
+
+def _translated(exc: DBAPIError, discreet: bool = False) -> BaseException:
     if limits.is_timeout(exc):
         return TableBusy(f"The change took longer than {settings.EXPLORER_QUERY_TIMEOUT:g} seconds and was "
                          f"stopped; nothing was changed. {BUSY}")
@@ -264,7 +288,8 @@ def _translated(exc: DBAPIError) -> BaseException:
         return TableBusy(BUSY)
     reason = _user_error_text(exc)
     if reason is not None:
-        return ChangeRefused(f"The database refused the change: {reason}")
+        shown = _generic_reason(exc) if discreet else reason.rstrip(".")
+        return ChangeRefused(f"The database refused the change: {shown}.")
     return exc
 
 
@@ -282,31 +307,33 @@ def _start(conn: SAConnection) -> None:
 
 
 @contextlib.contextmanager
-def _transaction(info: TableInfo) -> Iterator[SAConnection]:
-    """One transaction on the table's database; database errors a user can cause become ChangeRefused."""
+def _transaction(info: TableInfo, views: Mapping[str, ColumnView]) -> Iterator[SAConnection]:
+    """One transaction on the table's database; database errors a user can cause become ChangeRefused.
+
+    When the user cannot see some columns of the table, the engine's words are not repeated: they
+    may name a hidden column ("NOT NULL constraint failed: t.internal_flag"), so the message only
+    says what kind of rule refused the change (T31).
+    """
     try:
         with get_engine(info.connection).begin() as conn:
             _start(conn)
             with limits.statement_time_limit(conn, settings.EXPLORER_QUERY_TIMEOUT):
                 yield conn
     except DBAPIError as exc:
-        translated = _translated(exc)
+        discreet = any(view.mode == ColumnMode.HIDDEN for view in views.values())
+        translated = _translated(exc, discreet)
         if translated is exc:
             raise
         raise translated from None
 
 
 # --- finding rows ------------------------------------------------------------------------------------
-def _token_where(info: TableInfo, token: str) -> tuple[list[str], list[Any]]:
-    """The columns and values a row token names, if they identify at most one row of this table."""
-    try:
-        columns, values = tokens.unseal("row", token)
-    except (tokens.BadToken, ValueError, TypeError):
-        raise ChangeRefused("That row link is not valid (it may be old); open the row again.") from None
-    if not isinstance(columns, list) or not isinstance(values, list) or len(columns) != len(values) \
-            or not columns or not all(isinstance(c, str) for c in columns) or not info.identifies(columns):
-        raise ChangeRefused("That row link is not valid for this table; open the row again.")
-    return columns, values
+def _token_where(info: TableInfo, token: str, views: Mapping[str, ColumnView]) -> RowKey:
+    """The row a token names in this table (rowkeys.read_row_token); ChangeRefused otherwise."""
+    key = read_row_token(info, views, token)
+    if key is None:
+        raise ChangeRefused("That row link is not valid for this table (it may be old); open the row again.")
+    return key
 
 
 class _Found:
@@ -407,11 +434,11 @@ def insert_row(user: Any, request: HttpRequest | None, info: TableInfo, values: 
     _require(user, Action.INSERT, info)
     views = _views(user, info)
     _require_columns(user, Action.INSERT, info, list(values), views)
-    with _transaction(info) as conn:
+    with _transaction(info, views) as conn:
         found = _insert(conn, info, values)
         record(INSERT, request=request, actor=user, target=_target(info),
                details=_details(info, key=_tagged(found.key)), after=_row_audit(found.values))
-    return browse.row_token(info.key, found.key)
+    return own_row_token(info, found.key)
 
 
 # --- update ------------------------------------------------------------------------------------------
@@ -455,9 +482,9 @@ def update_row(user: Any, request: HttpRequest | None, info: TableInfo, row_toke
     views = _views(user, info)
     _require_columns(user, Action.UPDATE, info, list(values), views)
     digests = _original_digests(info, original)
-    columns, key_values = _token_where(info, row_token)
-    with _transaction(info) as conn:
-        found = _select(conn, info, info.sa_table(), columns, key_values)
+    key = _token_where(info, row_token, views)
+    with _transaction(info, views) as conn:
+        found = _select(conn, info, info.sa_table(), key.columns, key.values)
         if found is None:
             raise EditConflict("This row no longer exists (someone deleted it or changed its key); nothing was "
                                "saved.", gone=True)
@@ -468,7 +495,7 @@ def update_row(user: Any, request: HttpRequest | None, info: TableInfo, row_toke
         record(UPDATE, request=request, actor=user, target=_target(info),
                details=_update_details(info, found, after, list(changes)),
                before=_row_audit(found.values), after=_row_audit(after.values))
-    return browse.row_token(info.key, after.key)
+    return own_row_token(info, after.key)
 
 
 # --- delete ------------------------------------------------------------------------------------------
@@ -484,9 +511,9 @@ def delete_row(user: Any, request: HttpRequest | None, info: TableInfo, row_toke
     _require(user, Action.DELETE, info)
     views = _views(user, info)
     digests = _original_digests(info, original) if original is not None else None
-    columns, key_values = _token_where(info, row_token)
-    with _transaction(info) as conn:
-        found = _select(conn, info, info.sa_table(), columns, key_values)
+    key = _token_where(info, row_token, views)
+    with _transaction(info, views) as conn:
+        found = _select(conn, info, info.sa_table(), key.columns, key.values)
         if found is None:
             raise EditConflict("This row no longer exists; nothing was deleted.", gone=True)
         if digests is not None:
@@ -504,14 +531,19 @@ def delete_rows(user: Any, request: HttpRequest | None, info: TableInfo, row_tok
         raise ChangeRefused("No rows were selected.")
     if len(wanted) > MAX_BULK_ROWS:
         raise ChangeRefused(f"At most {MAX_BULK_ROWS} rows can be deleted at once.")
-    where = [_token_where(info, token) for token in wanted]
-    with _transaction(info) as conn:
+    views = _views(user, info)
+    shown = [c.name for c in info.columns if views[c.name].mode != ColumnMode.HIDDEN]
+    keys = [_token_where(info, token, views) for token in wanted]
+    with _transaction(info, views) as conn:
         sa_table = info.sa_table()
         rows: dict[str, _Found] = {}
-        for columns, key_values in where:
-            found = _select(conn, info, sa_table, columns, key_values)
+        for key in keys:
+            found = _select(conn, info, sa_table, key.columns, key.values)
             if found is None:
                 raise EditConflict("Some of the selected rows no longer exist; nothing was deleted.", gone=True)
+            if key.digest is not None and row_digest(found.values, shown) != key.digest:
+                raise EditConflict("Some of the selected rows changed after the page was loaded; nothing was "
+                                   "deleted. Reload the page and select them again.")
             rows.setdefault(_digest(found.key), found)  # two tokens (by different keys) for one row
         for found in rows.values():
             _delete(conn, info, found)
@@ -644,7 +676,7 @@ def revert(user: Any, request: HttpRequest | None, event_id: int) -> None:
     info = _event_table(event)
     _require(user, _REVERSE_ACTION[event.action], info)
     views = _views(user, info)
-    with _transaction(info) as conn:
+    with _transaction(info, views) as conn:
         if event.action == INSERT:
             extra, before, after = _revert_insert(conn, info, event, views)
         elif event.action == UPDATE:

@@ -195,7 +195,10 @@ def bulk_delete(request: HttpRequest, connection_id: int) -> HttpResponse:
     from allauth.account.internal.flows.reauthentication import did_recently_reauthenticate
 
     connection = visible_connection(request.user, connection_id)
-    opened = open_table(request, connection)
+    try:
+        opened = open_table(request, connection)
+    except UNREACHABLE as exc:
+        return problem_page(request, connection, exc)
     _editable(opened)
     keys = _bulk_selection(request)
     table_url = page_url("table", connection.pk, opened.info.schema, opened.info.name)
@@ -241,7 +244,10 @@ def table_changes(request: HttpRequest, connection_id: int) -> HttpResponse:
 def revert(request: HttpRequest, connection_id: int, seq: int) -> HttpResponse:
     """Permission: view on the table here; changes.revert checks the grants the reverse operation needs."""
     connection = visible_connection(request.user, connection_id)
-    opened = open_table(request, connection)
+    try:
+        opened = open_table(request, connection)
+    except UNREACHABLE as exc:
+        return problem_page(request, connection, exc)
     event = AuditEvent.objects.filter(seq=seq).only("pk", "details").first()
     details = event.details if event is not None and isinstance(event.details, dict) else {}
     if (details.get("connection_id"), details.get("schema"), details.get("table")) != (

@@ -118,7 +118,7 @@ def _condition(info: TableInfo, sa_table: TableClause, column: ColumnInfo, flt: 
                           f"{column.name}: binary values can only be filtered with “is null” / “is not null”.")
     try:
         if operator.pattern:
-            text = target if column.is_texty else cast(target, String)
+            text = as_text(info, column, target)
             if flt.op == "contains":
                 return text.icontains(flt.value, autoescape=True)
             return text.istartswith(flt.value, autoescape=True)
@@ -150,4 +150,12 @@ def search_condition(info: TableInfo, sa_table: TableClause, views: Mapping[str,
     if not columns:
         raise FilterError("This table has no text column you can search.")
     term = term[:MAX_VALUE_LENGTH]
-    return or_(false(), *(sa_table.c[c.name].icontains(term, autoescape=True) for c in columns))
+    return or_(false(), *(as_text(info, c, sa_table.c[c.name]).icontains(term, autoescape=True) for c in columns))
+
+
+def as_text(info: TableInfo, column: ColumnInfo, target: Any) -> Any:
+    """The column as text for LIKE. PostgreSQL has no LIKE on enum, inet, arrays... so it always casts
+    there; elsewhere text columns are used as they are (an index can then serve "starts with")."""
+    if column.kind == "text" and info.dialect != "postgresql":
+        return target
+    return cast(target, String)

@@ -16,9 +16,8 @@ from bastion.access.policy import ColumnView, column_modes, visible_tables
 from bastion.connections import counts, limits, reflection
 from bastion.connections.counts import RowCount
 from bastion.connections.engines import get_engine
-from bastion.explorer import tokens
-from bastion.explorer.browse import row_token
 from bastion.explorer.links import filtered_table_url, page_url
+from bastion.explorer.rowkeys import own_row_token, read_row_token, row_token
 from bastion.explorer.schema import ColumnInfo, ForeignKey, TableInfo, resolve_table
 from bastion.explorer.values import Cell, as_text, bound, cell, is_binary, pretty_json
 
@@ -36,20 +35,17 @@ class RowView:
 
 
 def find_row(info: TableInfo, views: Mapping[str, ColumnView], token: str) -> RowView | None:
-    """The row a token names, or None (bad token, no such row, or columns that do not identify a row)."""
+    """The row a token names, or None (bad token, made for another table, or no such row)."""
     if not info.editable:
         return None
-    try:
-        columns, values = tokens.unseal("row", token)
-    except (tokens.BadToken, ValueError, TypeError):
-        return None
-    if not isinstance(columns, list) or len(columns) != len(values) or not info.identifies(columns):
+    key = read_row_token(info, views, token)
+    if key is None:
         return None
     sa_table = info.sa_table()
     shown = [c.name for c in info.columns if views[c.name].mode != ColumnMode.HIDDEN]
     key_exprs = [col.label(f"_bastion_key_{i}") for i, col in enumerate(info.key_columns(sa_table))]
-    where = [info.sa_column(sa_table, name) == bound(value, info.dialect) for name, value in zip(columns, values,
-                                                                                                strict=True)]
+    where = [info.sa_column(sa_table, name) == bound(value, info.dialect)
+             for name, value in zip(key.columns, key.values, strict=True)]
     statement = select(*(sa_table.c[n] for n in shown), *key_exprs).select_from(sa_table).where(and_(*where)).limit(2)
     with get_engine(info.connection).connect() as conn, \
             limits.statement_time_limit(conn, settings.EXPLORER_QUERY_TIMEOUT):
@@ -58,7 +54,7 @@ def find_row(info: TableInfo, views: Mapping[str, ColumnView], token: str) -> Ro
         return None
     data = found[0]
     key_values = list(data[len(shown):])
-    return RowView(dict(zip(shown, data[: len(shown)], strict=True)), key_values, row_token(info.key, key_values))
+    return RowView(dict(zip(shown, data[: len(shown)], strict=True)), key_values, own_row_token(info, key_values))
 
 
 @dataclass(frozen=True)
@@ -92,7 +88,8 @@ def row_fields(info: TableInfo, views: Mapping[str, ColumnView], linkable: Mappi
             fk = linkable.get(column.name)
             if fk is not None:
                 link_url = page_url("row", connection_id, fk.referred_schema, fk.referred_table,
-                                    k=row_token(fk.referred_columns, [value]))
+                                    k=row_token(connection_id, fk.referred_schema, fk.referred_table,
+                                                fk.referred_columns, [value]))
         fields.append(Field(column, shown, pretty, link_url, download_url))
     return fields
 

@@ -90,8 +90,11 @@ def database(request: HttpRequest, connection_id: int) -> HttpResponse:
     """Permission: signed in; only connections and tables the user's grants reach are shown (404 otherwise)."""
     connection = visible_connection(request.user, connection_id)
     try:
-        schemas = reflection.schema_names(connection)
         default = reflection.default_schema(connection)
+        schemas = [name for name in reflection.schema_names(connection)
+                   if name == default or visible_tables(request.user, connection.pk, name,
+                                                        reflection.table_names(connection, name)
+                                                        + reflection.view_names(connection, name))]
         chosen = request.GET.get("s") or None
         if chosen is not None and chosen not in schemas:
             raise Http404("No such schema.")
@@ -122,9 +125,8 @@ def _with(query: QueryDict, **changes: Any) -> str:
     return "?" + copy.urlencode()
 
 
-def _paging_links(query: QueryDict, page: Any) -> dict[str, str | None]:
+def _paging_links(query: QueryDict, page: Any, size: int) -> dict[str, str | None]:
     if page.offset is not None:
-        size = int(query.get("size") or 0) or 50
         return {
             "first": None if page.is_first else _with(query, offset=None),
             "prev": None if page.is_first else _with(query, offset=str(max(0, page.offset - size)) or None),
@@ -141,7 +143,6 @@ def _paging_links(query: QueryDict, page: Any) -> dict[str, str | None]:
 
 
 def _header(table: OpenTable, page: Any, query: QueryDict) -> list[dict[str, Any]]:
-    info = table.info
     reset = {"after": None, "before": None, "last": None, "offset": None}
     headers = []
     for column in page.columns:
@@ -152,7 +153,7 @@ def _header(table: OpenTable, page: Any, query: QueryDict) -> list[dict[str, Any
         headers.append({
             "column": column,
             "masked": view.mode == ColumnMode.MASKED,
-            "fk": info.fk_for(column.name),
+            "fk": table.linkable.get(column.name),
             "sort_url": _with(query, sort=column.name, dir="desc" if descending else None, **reset)
             if sortable else None,
             "sorted": ("desc" if page.descending else "asc") if current else None,
@@ -180,7 +181,7 @@ def table(request: HttpRequest, connection_id: int) -> HttpResponse:
         "page": page,
         "params": params,
         "headers": _header(opened, page, request.GET),
-        "links": _paging_links(request.GET, page),
+        "links": _paging_links(request.GET, page, params.size),
         "display_rows": _display_rows(connection.pk, info, page),
         "table_query": table_query(info.schema, info.name),
         "filter_rows": [*params.filters, None],
