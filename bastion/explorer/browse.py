@@ -13,7 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.http import QueryDict
-from sqlalchemy import ColumnElement, and_, select
+from sqlalchemy import ColumnElement, String, and_, cast, func, literal, select
 from sqlalchemy.exc import DBAPIError
 
 from bastion.access.models import ColumnMode
@@ -33,7 +33,7 @@ from bastion.explorer.filters import (
 )
 from bastion.explorer.rowkeys import own_row_token, row_digest, row_token
 from bastion.explorer.schema import ColumnInfo, KeyKind, TableInfo
-from bastion.explorer.values import Cell, cell
+from bastion.explorer.values import TRUNCATE_AT, Cell, Preview, cell
 
 PAGE_SIZES = (25, 50, 100, 250, 500)
 DEFAULT_PAGE_SIZE = 50
@@ -232,10 +232,32 @@ def browse(info: TableInfo, views: Mapping[str, ColumnView], params: BrowseParam
     return page
 
 
-def _selected(info: TableInfo, plan: _Plan, sa_table: Any) -> tuple[list[Any], list[int]]:
-    """Columns to select (visible first, then key columns the user cannot see) and the key's positions."""
+def _shortened(info: TableInfo, plan: _Plan, views: Mapping[str, ColumnView], linkable: Mapping[str, Any]) -> set[str]:
+    """Visible text and binary columns read as a preview (start and length) instead of whole: all but the
+    key, the sort column and foreign keys, whose full values pages and links need."""
+    keep = {*info.key, *linkable, plan.sort.name if plan.sort else None}
+    return {c.name for c in plan.visible if c.kind in ("text", "binary") and c.name not in keep
+            and views[c.name].mode == ColumnMode.VISIBLE}
+
+
+def _preview_exprs(info: TableInfo, column: ColumnInfo, target: Any) -> list[Any]:
+    if column.kind == "binary":
+        return [func.length(target)]
+    if info.dialect == "postgresql":
+        target = cast(target, String)  # enums and domains have no substr() of their own
+    length = func.char_length(target) if info.dialect == "mysql" else func.length(target)
+    return [func.substr(target, 1, TRUNCATE_AT + 1), length]
+
+
+def _selected(info: TableInfo, plan: _Plan, sa_table: Any, shortened: set[str]) -> tuple[list[Any], list[int]]:
+    """Columns to select (visible ones first, previews as extra columns at the end, then key columns the
+    user cannot see) and the key's positions."""
     names = [c.name for c in plan.visible]
-    exprs: list[Any] = [sa_table.c[n] for n in names]
+    exprs: list[Any] = [literal(None) if n in shortened else sa_table.c[n] for n in names]
+    for column in plan.visible:
+        if column.name in shortened:
+            exprs += [e.label(f"_bastion_preview_{len(exprs)}")
+                      for e in _preview_exprs(info, column, sa_table.c[column.name])]
     positions = []
     for i, name in enumerate(info.key):
         if name in names and not info.key_is_pseudo:
@@ -244,6 +266,29 @@ def _selected(info: TableInfo, plan: _Plan, sa_table: Any) -> tuple[list[Any], l
             positions.append(len(exprs))
             exprs.append(info.key_columns(sa_table)[i].label(f"_bastion_key_{i}"))
     return exprs, positions
+
+
+def _with_previews(plan: _Plan, shortened: set[str], row: Sequence[Any]) -> list[Any]:
+    """The row's visible values, a Preview in place of each shortened column."""
+    values = list(row[: len(plan.visible)])
+    extra = len(plan.visible)
+    for i, column in enumerate(plan.visible):
+        if column.name not in shortened:
+            continue
+        if column.kind == "binary":
+            length = row[extra]
+            values[i] = None if length is None else Preview(None, int(length))
+            extra += 1
+        else:
+            prefix, length = row[extra], row[extra + 1]
+            if prefix is None:
+                values[i] = None
+            elif isinstance(prefix, bytes | bytearray | memoryview):  # SQLite: a BLOB in a text column
+                values[i] = Preview(None, int(length))
+            else:
+                values[i] = Preview(str(prefix), int(length))
+            extra += 2
+    return values
 
 
 def _cursor_values(info: TableInfo, plan: _Plan, token: str | None, purpose: str, page: Page) -> list[Any] | None:
@@ -266,7 +311,8 @@ def _cursor_values(info: TableInfo, plan: _Plan, token: str | None, purpose: str
 
 def _keyset_page(info: TableInfo, plan: _Plan, params: BrowseParams, sa_table: Any, page: Page,
                  views: Mapping[str, ColumnView], linkable: Mapping[str, Any]) -> None:
-    exprs, key_positions = _selected(info, plan, sa_table)
+    shortened = _shortened(info, plan, views, linkable)
+    exprs, key_positions = _selected(info, plan, sa_table, shortened)
     key_columns = info.key_columns(sa_table)
     sort_expr = sa_table.c[plan.sort.name] if plan.sort is not None else None
     sort_position = [c.name for c in plan.visible].index(plan.sort.name) if plan.sort is not None else None
@@ -302,10 +348,11 @@ def _keyset_page(info: TableInfo, plan: _Plan, params: BrowseParams, sa_table: A
 
     names = [c.name for c in plan.visible]
     for row in rows:
-        shown = dict(zip(names, row[: len(names)], strict=True))
-        token = own_row_token(info, [row[p] for p in key_positions], row_digest(shown, names))
-        page.rows.append(Row(token, _masked_cells(plan.visible, views, row),
-                             _fk_links(info, plan.visible, views, linkable, row)))
+        values = _with_previews(plan, shortened, row)
+        shown = dict(zip(names, values, strict=True))
+        token = own_row_token(info, [row[p] for p in key_positions], row_digest(shown, plan.visible))
+        page.rows.append(Row(token, _masked_cells(plan.visible, views, values),
+                             _fk_links(info, plan.visible, views, linkable, values)))
     def cursor(purpose: str, row: Sequence[Any]) -> str:
         return cursor_token(purpose, info.connection.pk, info.schema, info.name,
                             plan.sort.name if plan.sort else None, plan.descending, info.key, position_values(row))
@@ -318,7 +365,8 @@ def _keyset_page(info: TableInfo, plan: _Plan, params: BrowseParams, sa_table: A
 
 def _offset_page(info: TableInfo, plan: _Plan, params: BrowseParams, sa_table: Any, page: Page,
                  views: Mapping[str, ColumnView]) -> None:
-    exprs = [sa_table.c[c.name] for c in plan.visible]
+    shortened = _shortened(info, plan, views, {})
+    exprs, _positions = _selected(info, plan, sa_table, shortened)
     statement = select(*exprs).select_from(sa_table).where(*plan.conditions)
     if plan.sort is not None:
         statement = statement.order_by(*keyset.order_by([sa_table.c[plan.sort.name]], plan.descending))
@@ -332,5 +380,5 @@ def _offset_page(info: TableInfo, plan: _Plan, params: BrowseParams, sa_table: A
     more = len(rows) > params.size
     page.is_first = params.offset == 0
     page.is_last = not more or params.offset + params.size > MAX_OFFSET
-    page.rows = [Row(None, _masked_cells(plan.visible, views, row), (None,) * len(plan.visible))
-                 for row in rows[: params.size]]
+    page.rows = [Row(None, _masked_cells(plan.visible, views, _with_previews(plan, shortened, row)),
+                     (None,) * len(plan.visible)) for row in rows[: params.size]]

@@ -532,7 +532,7 @@ def delete_rows(user: Any, request: HttpRequest | None, info: TableInfo, row_tok
     if len(wanted) > MAX_BULK_ROWS:
         raise ChangeRefused(f"At most {MAX_BULK_ROWS} rows can be deleted at once.")
     views = _views(user, info)
-    shown = [c.name for c in info.columns if views[c.name].mode != ColumnMode.HIDDEN]
+    shown = [c for c in info.columns if views[c.name].mode != ColumnMode.HIDDEN]
     keys = [_token_where(info, token, views) for token in wanted]
     with _transaction(info, views) as conn:
         sa_table = info.sa_table()

@@ -19,7 +19,8 @@ from typing import Any
 from bastion.access.models import ColumnMode
 from bastion.access.policy import ColumnView
 from bastion.explorer import tokens
-from bastion.explorer.schema import TableInfo
+from bastion.explorer.schema import ColumnInfo, TableInfo
+from bastion.explorer.values import Preview, preview_of
 
 PURPOSE = "row"
 
@@ -42,9 +43,17 @@ def own_row_token(info: TableInfo, key_values: Sequence[Any], digest: str | None
     return row_token(info.connection.pk, info.schema, info.name, info.key, key_values, digest)
 
 
-def row_digest(values: Mapping[str, Any], columns: Sequence[str]) -> str:
-    """A digest of a row's ``columns`` (the ones a user sees, masked included), order as given."""
-    text = json.dumps([tokens.tag_value(values.get(name)) for name in columns], separators=(",", ":"))
+def row_digest(values: Mapping[str, Any], columns: Sequence[ColumnInfo]) -> str:
+    """A digest of a row's ``columns`` (the ones a user sees, masked included), order as given.
+
+    Text and binary values count by their preview (start and length), which is what a table page
+    reads of them; full values and previews of the same row give the same digest.
+    """
+    forms = []
+    for column in columns:
+        value = preview_of(values.get(column.name), column)
+        forms.append(["preview", value.prefix, value.length] if isinstance(value, Preview) else tokens.tag_value(value))
+    text = json.dumps(forms, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 
 

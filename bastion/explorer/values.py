@@ -193,10 +193,35 @@ def is_binary(value: Any) -> bool:
     return isinstance(value, bytes | bytearray | memoryview)
 
 
+@dataclass(frozen=True)
+class Preview:
+    """The start and the length of a long value, read instead of the value itself (a table page never
+    loads whole BLOBs or long texts): ``prefix`` None for binary values, whose length is in bytes."""
+
+    prefix: str | None
+    length: int
+
+
+def preview_of(value: Any, column: ColumnInfo) -> Any:
+    """The form in which a table page compares a value: a Preview for text and binary columns."""
+    if isinstance(value, Preview) or value is None:
+        return value
+    if column.kind == "binary" and is_binary(value):
+        return Preview(None, len(value))
+    if column.kind == "text" and isinstance(value, str):
+        return Preview(value[: TRUNCATE_AT + 1], len(value))
+    return value
+
+
 def cell(value: Any, view: ColumnView, *, limit: int | None = TRUNCATE_AT) -> Cell:
     """How ``value`` is shown to a user whose view of its column is ``view``."""
     if value is None:
         return Cell(null=True)
+    if isinstance(value, Preview):
+        if value.prefix is None:
+            return Cell(binary_size=value.length)
+        text = value.prefix if limit is None else value.prefix[:limit]
+        return Cell(text=text, truncated=value.length > len(text), length=value.length)
     if view.mode == ColumnMode.MASKED:
         return Cell(text=mask_value(value, view.mask_rule) or "", masked=True)
     if is_binary(value):
