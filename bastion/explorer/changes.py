@@ -29,6 +29,7 @@ from typing import Any
 import psycopg
 import pymysql
 from django.conf import settings
+from django.db import transaction as db_transaction
 from django.http import HttpRequest
 from sqlalchemy import Connection as SAConnection
 from sqlalchemy import TableClause, and_, column, delete, func, insert, select, table, text, update
@@ -662,9 +663,16 @@ def revert(user: Any, request: HttpRequest | None, event_id: int) -> None:
     delete / bulk delete -> insert the rows again. Needs the grants the reverse change needs.
     Writes one "row.revert" event naming the reverted event's seq.
     """
-    event = AuditEvent.objects.filter(pk=event_id).first()
-    if event is None:
-        raise ChangeRefused("There is no such event.")
+    # One metadata transaction around the check and the change: the event's row is locked (PostgreSQL;
+    # SQLite serialises writers anyway), so two reverts of one event cannot both pass the check.
+    with db_transaction.atomic():
+        event = AuditEvent.objects.select_for_update().filter(pk=event_id).first()
+        if event is None:
+            raise ChangeRefused("There is no such event.")
+        _revert_locked(user, request, event)
+
+
+def _revert_locked(user: Any, request: HttpRequest | None, event: AuditEvent) -> None:
     if event.action == REVERT:
         raise ChangeRefused("A revert cannot itself be reverted; change the row again instead.")
     if event.action not in ROW_EVENTS or event.outcome != Outcome.SUCCESS or not isinstance(event.details, dict):

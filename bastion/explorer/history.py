@@ -48,8 +48,11 @@ def row_history(info: TableInfo, key_values: Sequence[Any], limit: int = 50) -> 
     events = _table_events(info).filter(details__key_columns=list(info.key))
     direct = list(events.filter(Q(details__key=key) | Q(details__previous_key=key)).order_by("-seq")[:limit])
     bulk_events = events.filter(Q(action=BULK_DELETE) | Q(action=REVERT, details__reverted_action=BULK_DELETE))
-    bulk = [event for event in bulk_events.order_by("-seq")[:BULK_SCAN_LIMIT]
-            if key in (event.details.get("keys") or [])]
+    # Only the details of the recent bulk events are read to find the row; whole events only for matches
+    # (a bulk event's before values can hold a thousand rows).
+    matching = [event.pk for event in bulk_events.only("pk", "details").order_by("-seq")[:BULK_SCAN_LIMIT]
+                if key in (event.details.get("keys") or [])]
+    bulk = list(AuditEvent.objects.filter(pk__in=matching)) if matching else []
     merged = {event.pk: event for event in [*direct, *bulk]}
     return sorted(merged.values(), key=lambda event: event.seq, reverse=True)[:limit]
 
