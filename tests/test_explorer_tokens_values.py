@@ -90,3 +90,9 @@ def test_cells_keep_null_empty_masked_and_binary_apart():
     assert cell(b"\x00" * 10, VISIBLE).binary_size == 10
     long = cell("x" * 500, VISIBLE)
     assert long.truncated and len(long.text) == 200 and long.length == 500
+
+
+@given(st.lists(DB_VALUES, max_size=3))
+def test_tokens_need_no_quoting_in_a_url(values):
+    token = tokens.seal("row", values)
+    assert set(token) <= tokens.URL_SAFE

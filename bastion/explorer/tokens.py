@@ -89,16 +89,22 @@ def untag_value(value: Any) -> Any:
     return _UNTAG[tag](payload)
 
 
+URL_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
 def seal(purpose: str, values: Any) -> str:
-    """An encrypted URL-safe token holding ``values`` (database values, lists, dicts of them)."""
+    """An encrypted token holding ``values`` (database values, lists, dicts of them), made only of
+    URL_SAFE characters."""
     payload = json.dumps([purpose, tag_value(values)], separators=(",", ":")).encode()
-    return _fernet(settings.SECRET_KEY).encrypt(payload).decode("ascii")
+    # Without its base64 padding a token is only [A-Za-z0-9_-]: it goes into a URL as it is.
+    return _fernet(settings.SECRET_KEY).encrypt(payload).decode("ascii").rstrip("=")
 
 
 def unseal(purpose: str, token: str) -> Any:
     """The values inside a token made by seal(purpose, ...); BadToken otherwise."""
     try:
-        payload = _fernet(settings.SECRET_KEY).decrypt(token.encode("ascii"), ttl=MAX_AGE)
+        padded = token + "=" * (-len(token) % 4)
+        payload = _fernet(settings.SECRET_KEY).decrypt(padded.encode("ascii"), ttl=MAX_AGE)
         found, values = json.loads(payload)
         if found != purpose:
             raise BadToken("token made for another purpose")

@@ -71,7 +71,7 @@ def _display_rows(connection_id: int, table: TableInfo, page: Page) -> list[Disp
     here = table_query(table.schema, table.name)
     rows = []
     for row in page.rows:
-        token = urlencode({"k": row.token}) if row.token else ""
+        token = f"k={row.token}" if row.token else ""  # tokens are URL-safe as they are (tokens.URL_SAFE)
         items = []
         for column, shown, link in zip(page.columns, row.cells, row.links, strict=True):
             download = None
@@ -117,12 +117,9 @@ def database(request: HttpRequest, connection_id: int) -> HttpResponse:
 # --- a table ---------------------------------------------------------------------------------------
 def _with(query: QueryDict, **changes: Any) -> str:
     """``query`` with some parameters replaced (None removes one), as ``?...``."""
-    copy = query.copy()
-    for name, value in changes.items():
-        copy.pop(name, None)
-        if value is not None:
-            copy[name] = value
-    return "?" + copy.urlencode()
+    params = [(name, value) for name, values in query.lists() if name not in changes for value in values]
+    params += [(name, value) for name, value in changes.items() if value is not None]
+    return "?" + urlencode(params)
 
 
 def _paging_links(query: QueryDict, page: Any, size: int) -> dict[str, str | None]:
