@@ -1,5 +1,6 @@
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
+from django.db.models.fields.json import KT
 
 
 class Outcome(models.TextChoices):
@@ -37,6 +38,11 @@ class AuditEvent(models.Model):
         ordering = ["-seq"]
         # Only reading is a permission: there is no way to change or delete an event.
         default_permissions = ("view",)
+        indexes = [
+            # Row history (bastion.explorer.history) looks events up by the table they changed
+            # (used by PostgreSQL, the metadata database of larger installations).
+            models.Index(KT("details__table"), name="audit_event_details_table"),
+        ]
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.action} by {self.actor or 'anonymous'}"

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from itertools import zip_longest
 from typing import Any
 
+from django.db import connection as db_connection
 from django.db.models import Q, QuerySet
+from django.db.models.fields.json import KT
 
 from bastion.access.masking import mask_value
 from bastion.access.models import ColumnMode
@@ -32,9 +34,13 @@ BULK_SCAN_LIMIT = 500
 
 
 def _table_events(info: TableInfo) -> QuerySet[AuditEvent]:
-    return AuditEvent.objects.filter(
-        action__in=ROW_ACTIONS, details__connection_id=info.connection.pk, details__schema=info.schema,
-        details__table=info.name)
+    events = AuditEvent.objects.filter(action__in=ROW_ACTIONS, details__connection_id=info.connection.pk,
+                                       details__schema=info.schema)
+    if db_connection.vendor == "postgresql":
+        # The expression of the index audit_event_details_table: PostgreSQL finds the table's events
+        # through it instead of reading every row event (SQLite cannot match Django's KT to it).
+        return events.alias(changed_table=KT("details__table")).filter(changed_table=info.name)
+    return events.filter(details__table=info.name)
 
 
 def table_history(info: TableInfo, limit: int = 100) -> list[AuditEvent]:
