@@ -24,24 +24,15 @@ from bastion.accounts.pending import RESUMED_MESSAGE, keeps_input
 from bastion.audit.models import AuditEvent
 from bastion.explorer import changes, forms
 from bastion.explorer import rows as row_service
-from bastion.explorer.access import OpenTable, open_table, table_resource, visible_connection
+from bastion.explorer.access import OpenTable, table_resource
 from bastion.explorer.history import event_rows, reverted_seqs, table_history
-from bastion.explorer.links import database_url, page_url, table_query
-from bastion.explorer.views import UNREACHABLE, can_revert, problem_page
+from bastion.explorer.links import page_url, table_query
+from bastion.explorer.views import open_row, table_context, table_view
 
 
-def _context(opened: OpenTable, **extra: Any) -> dict[str, Any]:
+def _table_url(opened: OpenTable) -> str:
     info = opened.info
-    return {
-        "connection": info.connection,
-        "info": info,
-        "opened": opened,
-        "database_url": database_url(info.connection.pk, info.schema),
-        "table_url": page_url("table", info.connection.pk, info.schema, info.name),
-        "table_query": table_query(info.schema, info.name),
-        "can_revert": can_revert(opened),
-        **extra,
-    }
+    return page_url("table", info.connection.pk, info.schema, info.name)
 
 
 def _row_url(opened: OpenTable, token: str) -> str:
@@ -56,33 +47,23 @@ def _resumed(request: HttpRequest) -> Any:
     return data
 
 
-def _editable(opened: OpenTable) -> None:
-    if not opened.info.editable:
-        raise Http404("Rows of this table cannot be changed here.")
-
-
 @keeps_input
 @requires(Action.INSERT, resource=table_resource)
-def row_new(request: HttpRequest, connection_id: int) -> HttpResponse:
+@table_view(editable=True)
+def row_new(request: HttpRequest, opened: OpenTable) -> HttpResponse:
     """Permission: insert on the table. A form generated from reflection."""
-    connection = visible_connection(request.user, connection_id)
-    try:
-        opened = open_table(request, connection)
-        _editable(opened)
-        form_class = forms.row_form_class(opened.info, opened.access, "insert")
-        data = request.POST if request.method == "POST" else _resumed(request)
-        form = form_class(data, request.FILES or None)
-        if request.method == "POST" and form.is_valid():
-            try:
-                token = changes.insert_row(request.user, request, opened.info, form.values())
-            except changes.ChangeRefused as exc:
-                form.add_error(None, str(exc))
-            else:
-                messages.success(request, "Row inserted.")
-                return redirect(_row_url(opened, token))
-    except UNREACHABLE as exc:
-        return problem_page(request, connection, exc)
-    return render(request, "explorer/row_form.html", _context(opened, form=form, mode="insert"),
+    form_class = forms.row_form_class(opened.info, opened.access, "insert")
+    data = request.POST if request.method == "POST" else _resumed(request)
+    form = form_class(data, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            token = changes.insert_row(request.user, request, opened.info, form.values())
+        except changes.ChangeRefused as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, "Row inserted.")
+            return redirect(_row_url(opened, token))
+    return render(request, "explorer/row_form.html", table_context(opened, form=form, mode="insert"),
                   status=400 if form.is_bound and form.errors else 200)
 
 
@@ -108,67 +89,52 @@ def _after_conflict(opened: OpenTable, form_class: type[forms.RowForm], posted: 
 
 @keeps_input
 @requires(Action.UPDATE, resource=table_resource)
-def row_edit(request: HttpRequest, connection_id: int) -> HttpResponse:
+@table_view(editable=True)
+def row_edit(request: HttpRequest, opened: OpenTable) -> HttpResponse:
     """Permission: update on the table. Saves only if nobody changed the row since the form was loaded (T38)."""
-    connection = visible_connection(request.user, connection_id)
     conflict = None
-    try:
-        opened = open_table(request, connection)
-        _editable(opened)
-        found = row_service.find_row(opened.info, opened.access.columns, request.GET.get("k", ""))
-        if found is None:
-            raise Http404("No such row.")
-        form_class = forms.row_form_class(opened.info, opened.access, "update")
-        data = request.POST if request.method == "POST" else _resumed(request)
-        form = form_class(data, request.FILES or None, row=found.values)
-        if request.method == "POST" and form.is_valid():
-            try:
-                token = changes.update_row(request.user, request, opened.info, found.token, form.original,
-                                           form.values())
-            except changes.EditConflict as exc:
-                conflict = exc
-                form = _after_conflict(opened, form_class, request.POST, exc, found.token)
-                if form is None:
-                    messages.error(request, "This row no longer exists: someone deleted it (or changed its key) "
-                                            "after you opened the form. Nothing was saved.")
-                    return redirect(page_url("table", connection.pk, opened.info.schema, opened.info.name))
-            except changes.ChangeRefused as exc:
-                form.add_error(None, str(exc))
-            else:
-                messages.success(request, "Row saved.")
-                return redirect(_row_url(opened, token))
-    except UNREACHABLE as exc:
-        return problem_page(request, connection, exc)
+    found = open_row(request, opened)
+    form_class = forms.row_form_class(opened.info, opened.access, "update")
+    data = request.POST if request.method == "POST" else _resumed(request)
+    form = form_class(data, request.FILES or None, row=found.values)
+    if request.method == "POST" and form.is_valid():
+        try:
+            token = changes.update_row(request.user, request, opened.info, found.token, form.original, form.values())
+        except changes.EditConflict as exc:
+            conflict = exc
+            form = _after_conflict(opened, form_class, request.POST, exc, found.token)
+            if form is None:
+                messages.error(request, "This row no longer exists: someone deleted it (or changed its key) "
+                                        "after you opened the form. Nothing was saved.")
+                return redirect(_table_url(opened))
+        except changes.ChangeRefused as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, "Row saved.")
+            return redirect(_row_url(opened, token))
     status = 409 if conflict else 400 if form.is_bound and form.errors else 200
     return render(request, "explorer/row_form.html",
-                  _context(opened, form=form, mode="update", conflict=conflict,
-                           row_url=_row_url(opened, found.token)), status=status)
+                  table_context(opened, form=form, mode="update", conflict=conflict,
+                                row_url=_row_url(opened, found.token)), status=status)
 
 
 @requires(Action.DELETE, resource=table_resource)
-def row_delete(request: HttpRequest, connection_id: int) -> HttpResponse:
+@table_view(editable=True)
+def row_delete(request: HttpRequest, opened: OpenTable) -> HttpResponse:
     """Permission: delete on the table. A confirmation page; the POST deletes with the optimistic check."""
-    connection = visible_connection(request.user, connection_id)
-    try:
-        opened = open_table(request, connection)
-        _editable(opened)
-        found = row_service.find_row(opened.info, opened.access.columns, request.GET.get("k", ""))
-        if found is None:
-            raise Http404("No such row.")
-        original = request.POST.get("original") or changes.original_token(opened.info, found.values)
-        if request.method == "POST":
-            try:
-                changes.delete_row(request.user, request, opened.info, found.token, original)
-            except (changes.EditConflict, changes.ChangeRefused) as exc:
-                messages.error(request, str(exc))
-            else:
-                messages.success(request, "Row deleted. You can revert it from the table's Changes page.")
-                return redirect(page_url("table", connection.pk, opened.info.schema, opened.info.name))
-        fields = row_service.row_fields(opened.info, opened.access.columns, {}, found)
-    except UNREACHABLE as exc:
-        return problem_page(request, connection, exc)
+    found = open_row(request, opened)
+    original = request.POST.get("original") or changes.original_token(opened.info, found.values)
+    if request.method == "POST":
+        try:
+            changes.delete_row(request.user, request, opened.info, found.token, original)
+        except changes.ChangeRefused as exc:  # EditConflict included
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, "Row deleted. You can revert it from the table's Changes page.")
+            return redirect(_table_url(opened))
+    fields = row_service.row_fields(opened.info, opened.access.columns, {}, found)
     return render(request, "explorer/row_delete.html",
-                  _context(opened, fields=fields, original=original, row_url=_row_url(opened, found.token)))
+                  table_context(opened, fields=fields, original=original, row_url=_row_url(opened, found.token)))
 
 
 BULK_SELECTION = "bastion_bulk_delete"  # session key: rows chosen before a password check
@@ -188,23 +154,17 @@ def _table_part(request: HttpRequest) -> str:
 
 @require_http_methods(["GET", "POST"])
 @requires(Action.DELETE, resource=table_resource)
-def bulk_delete(request: HttpRequest, connection_id: int) -> HttpResponse:
+@table_view(editable=True)
+def bulk_delete(request: HttpRequest, opened: OpenTable) -> HttpResponse:
     """Permission: delete on the table. First POST: confirm; second: delete. Above a configurable number of
     rows the password is asked again first (allauth's re-authentication); its ``next`` is this page (GET),
     which shows the confirmation again for the rows kept in the session."""
     from allauth.account.internal.flows.reauthentication import did_recently_reauthenticate
 
-    connection = visible_connection(request.user, connection_id)
-    try:
-        opened = open_table(request, connection)
-    except UNREACHABLE as exc:
-        return problem_page(request, connection, exc)
-    _editable(opened)
     keys = _bulk_selection(request)
-    table_url = page_url("table", connection.pk, opened.info.schema, opened.info.name)
     if not keys:
         messages.error(request, "Select the rows to delete first.")
-        return redirect(table_url)
+        return redirect(_table_url(opened))
     needs_reauth = len(keys) > settings.EXPLORER_BULK_REAUTH_ROWS and not did_recently_reauthenticate(request)
     if request.method == "POST" and request.POST.get("confirm") == "1":
         if needs_reauth:
@@ -214,51 +174,42 @@ def bulk_delete(request: HttpRequest, connection_id: int) -> HttpResponse:
         request.session.pop(BULK_SELECTION, None)
         try:
             deleted = changes.delete_rows(request.user, request, opened.info, keys)
-        except UNREACHABLE as exc:
-            return problem_page(request, connection, exc)
-        except (changes.EditConflict, changes.ChangeRefused) as exc:
+        except changes.ChangeRefused as exc:  # EditConflict included
             messages.error(request, str(exc))
         else:
             messages.success(request, f"{deleted} row{'s' if deleted != 1 else ''} deleted. You can revert this "
                                       f"from the table's Changes page.")
-        return redirect(table_url)
-    return render(request, "explorer/bulk_delete.html", _context(opened, keys=keys, needs_reauth=needs_reauth))
+        return redirect(_table_url(opened))
+    return render(request, "explorer/bulk_delete.html",
+                  table_context(opened, keys=keys, needs_reauth=needs_reauth))
 
 
 @require_safe
 @requires(Action.VIEW, resource=table_resource)
-def table_changes(request: HttpRequest, connection_id: int) -> HttpResponse:
+@table_view()
+def table_changes(request: HttpRequest, opened: OpenTable) -> HttpResponse:
     """Permission: view on the table. Its recent row changes, newest first, each revertible."""
-    connection = visible_connection(request.user, connection_id)
-    try:
-        opened = open_table(request, connection)
-    except UNREACHABLE as exc:
-        return problem_page(request, connection, exc)
     history = table_history(opened.info)
     events = [(event, event_rows(event, opened.access.columns)) for event in history]
-    return render(request, "explorer/changes.html", _context(opened, events=events, reverted=reverted_seqs(history)))
+    return render(request, "explorer/changes.html",
+                  table_context(opened, events=events, reverted=reverted_seqs(history)))
 
 
 @require_POST
 @requires(Action.VIEW, resource=table_resource)
-def revert(request: HttpRequest, connection_id: int, seq: int) -> HttpResponse:
+@table_view()
+def revert(request: HttpRequest, opened: OpenTable, seq: int) -> HttpResponse:
     """Permission: view on the table here; changes.revert checks the grants the reverse operation needs."""
-    connection = visible_connection(request.user, connection_id)
-    try:
-        opened = open_table(request, connection)
-    except UNREACHABLE as exc:
-        return problem_page(request, connection, exc)
+    info = opened.info
     event = AuditEvent.objects.filter(seq=seq).only("pk", "details").first()
     details = event.details if event is not None and isinstance(event.details, dict) else {}
     if (details.get("connection_id"), details.get("schema"), details.get("table")) != (
-            connection.pk, opened.info.schema, opened.info.name):
+            info.connection.pk, info.schema, info.name):
         raise Http404("No such change in this table.")
     try:
         changes.revert(request.user, request, event.pk)
-    except UNREACHABLE as exc:
-        return problem_page(request, connection, exc)
-    except (changes.EditConflict, changes.ChangeRefused) as exc:
+    except changes.ChangeRefused as exc:  # EditConflict included
         messages.error(request, str(exc))
     else:
         messages.success(request, f"Change #{seq} reverted.")
-    return redirect(page_url("changes", connection.pk, opened.info.schema, opened.info.name))
+    return redirect(page_url("changes", info.connection.pk, info.schema, info.name))

@@ -7,7 +7,9 @@ parameters (``?s=&t=``), so any name the engine allows survives the URL.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import wraps
 from typing import Any
 from urllib.parse import urlencode
 
@@ -23,7 +25,6 @@ from bastion.access.models import Action, ColumnMode
 from bastion.access.policy import visible_tables
 from bastion.connections import counts, reflection
 from bastion.connections.errors import ConnectionDisabled, safe_message
-from bastion.connections.models import Connection
 from bastion.connections.netguard import TargetRefused
 from bastion.connections.sqlite_guard import SqlitePathRefused
 from bastion.explorer import rows as row_service
@@ -43,6 +44,44 @@ NUMERIC_KINDS = frozenset({"integer", "decimal", "float"})
 def problem_page(request: HttpRequest, connection: Any, exc: BaseException) -> HttpResponse:
     return render(request, "explorer/problem.html",
                   {"connection": connection, "message": safe_message(exc)})
+
+
+TableView = Callable[..., HttpResponse]
+
+
+def table_view(*, editable: bool = False) -> Callable[[TableView], TableView]:
+    """For views about one table: ``view(request, opened, **kwargs)`` gets the table ``?s=&t=`` names (404
+    when the user may not see it, or with ``editable`` when its rows cannot be told apart), and a database
+    that cannot be reached gives the problem page instead of an error. Goes under the permission decorator."""
+
+    def decorator(view: TableView) -> TableView:
+        @wraps(view)
+        def wrapped(request: HttpRequest, connection_id: int, **kwargs: Any) -> HttpResponse:
+            connection = visible_connection(request.user, connection_id)
+            try:
+                opened = open_table(request, connection)
+                if editable and not opened.info.editable:
+                    raise Http404("Rows of this table cannot be changed here.")
+                return view(request, opened, **kwargs)
+            except UNREACHABLE as exc:
+                return problem_page(request, connection, exc)
+        return wrapped
+    return decorator
+
+
+def table_context(opened: OpenTable, **extra: Any) -> dict[str, Any]:
+    """What every page about one table shows: where it is, and the way back."""
+    info = opened.info
+    return {
+        "connection": info.connection,
+        "info": info,
+        "opened": opened,
+        "database_url": database_url(info.connection.pk, info.schema),
+        "table_url": page_url("table", info.connection.pk, info.schema, info.name),
+        "table_query": table_query(info.schema, info.name),
+        "can_revert": can_revert(opened),
+        **extra,
+    }
 
 
 def table_url(connection_id: int, schema: str | None, table: str) -> str:
@@ -160,39 +199,29 @@ def _header(table: OpenTable, page: Any, query: QueryDict) -> list[dict[str, Any
 
 @require_safe
 @requires(Action.VIEW, resource=table_resource)
-def table(request: HttpRequest, connection_id: int) -> HttpResponse:
+@table_view()
+def table(request: HttpRequest, opened: OpenTable) -> HttpResponse:
     """Permission: view on the table. Rows in keyset pages, with filters, search and sort from the URL."""
-    connection = visible_connection(request.user, connection_id)
-    try:
-        opened = open_table(request, connection)
-        params = BrowseParams.from_query(request.GET)
-        page = browse(opened.info, opened.access.columns, params, opened.linkable)
-    except UNREACHABLE as exc:
-        return problem_page(request, connection, exc)
     info = opened.info
-    filterable = [c for c in page.columns if page.views[c.name].mode == ColumnMode.VISIBLE]
-    context = {
-        "connection": connection,
-        "info": info,
-        "opened": opened,
-        "page": page,
-        "params": params,
-        "headers": _header(opened, page, request.GET),
-        "links": _paging_links(request.GET, page, params.size),
-        "display_rows": _display_rows(connection.pk, info, page),
-        "table_query": table_query(info.schema, info.name),
-        "filter_rows": [*params.filters, None],
-        "filterable": filterable,
-        "operators": OPERATORS,
-        "page_sizes": PAGE_SIZES,
-        "can_insert": info.editable and Action.INSERT in opened.access.actions and bool(opened.access.insertable),
-        "can_delete": info.editable and Action.DELETE in opened.access.actions,
-        "offset_paging": info.key_kind == KeyKind.NONE,
-        "database_url": database_url(connection.pk, info.schema),
-    }
+    params = BrowseParams.from_query(request.GET)
+    page = browse(info, opened.access.columns, params, opened.linkable)
     for message in page.errors:
         messages.error(request, message)
-    return render(request, "explorer/table.html", context)
+    return render(request, "explorer/table.html", table_context(
+        opened,
+        page=page,
+        params=params,
+        headers=_header(opened, page, request.GET),
+        links=_paging_links(request.GET, page, params.size),
+        display_rows=_display_rows(info.connection.pk, info, page),
+        filter_rows=[*params.filters, None],
+        filterable=[c for c in page.columns if page.views[c.name].mode == ColumnMode.VISIBLE],
+        operators=OPERATORS,
+        page_sizes=PAGE_SIZES,
+        can_insert=info.editable and Action.INSERT in opened.access.actions and bool(opened.access.insertable),
+        can_delete=info.editable and Action.DELETE in opened.access.actions,
+        offset_paging=info.key_kind == KeyKind.NONE,
+    ))
 
 
 def can_revert(opened: OpenTable) -> bool:
@@ -201,57 +230,43 @@ def can_revert(opened: OpenTable) -> bool:
 
 
 # --- a row -----------------------------------------------------------------------------------------
-def _open_row(request: HttpRequest, connection: Connection) -> tuple[OpenTable, row_service.RowView]:
-    opened = open_table(request, connection)
+def open_row(request: HttpRequest, opened: OpenTable) -> row_service.RowView:
+    """The row ``?k=`` names in the opened table; Http404 when there is none."""
     found = row_service.find_row(opened.info, opened.access.columns, request.GET.get("k", ""))
     if found is None:
         raise Http404("No such row.")
-    return opened, found
+    return found
 
 
 @require_safe
 @requires(Action.VIEW, resource=table_resource)
-def row(request: HttpRequest, connection_id: int) -> HttpResponse:
+@table_view()
+def row(request: HttpRequest, opened: OpenTable) -> HttpResponse:
     """Permission: view on the table. Every visible value in full, links both ways, the row's history."""
-    connection = visible_connection(request.user, connection_id)
-    try:
-        opened, found = _open_row(request, connection)
-        referenced_by = row_service.referenced_by(request.user, opened.info, opened.access.columns, found)
-        history = row_history(opened.info, found.key_values)
-    except UNREACHABLE as exc:
-        return problem_page(request, connection, exc)
     info = opened.info
+    found = open_row(request, opened)
+    history = row_history(info, found.key_values)
     actions = opened.access.actions
-    context = {
-        "connection": connection,
-        "info": info,
-        "opened": opened,
-        "row": found,
-        "fields": row_service.row_fields(opened.info, opened.access.columns, opened.linkable, found),
-        "referenced_by": referenced_by,
-        "history": [(event, event_rows(event, opened.access.columns)) for event in history],
-        "reverted": reverted_seqs(history),
-        "can_update": info.editable and Action.UPDATE in actions and bool(opened.access.updatable),
-        "can_delete": info.editable and Action.DELETE in actions,
-        "table_url": table_url(connection.pk, info.schema, info.name),
-        "database_url": database_url(connection.pk, info.schema),
-        "table_query": table_query(info.schema, info.name),
-        "can_revert": can_revert(opened),
-        "edit_url": page_url("row_edit", connection.pk, info.schema, info.name, k=found.token),
-        "delete_url": page_url("row_delete", connection.pk, info.schema, info.name, k=found.token),
-    }
-    return render(request, "explorer/row.html", context)
+    return render(request, "explorer/row.html", table_context(
+        opened,
+        row=found,
+        fields=row_service.row_fields(info, opened.access.columns, opened.linkable, found),
+        referenced_by=row_service.referenced_by(request.user, info, opened.access.columns, found),
+        history=[(event, event_rows(event, opened.access.columns)) for event in history],
+        reverted=reverted_seqs(history),
+        can_update=info.editable and Action.UPDATE in actions and bool(opened.access.updatable),
+        can_delete=info.editable and Action.DELETE in actions,
+        edit_url=page_url("row_edit", info.connection.pk, info.schema, info.name, k=found.token),
+        delete_url=page_url("row_delete", info.connection.pk, info.schema, info.name, k=found.token),
+    ))
 
 
 @require_safe
 @requires(Action.VIEW, resource=table_resource)
-def download(request: HttpRequest, connection_id: int) -> HttpResponse:
+@table_view()
+def download(request: HttpRequest, opened: OpenTable) -> HttpResponse:
     """Permission: view on the table, and the column in clear. One binary or text value, as a file."""
-    connection = visible_connection(request.user, connection_id)
-    try:
-        opened, found = _open_row(request, connection)
-    except UNREACHABLE as exc:
-        return problem_page(request, connection, exc)
+    found = open_row(request, opened)
     name = request.GET.get("c", "")
     view = opened.access.columns.get(name)
     if view is None or view.mode == ColumnMode.HIDDEN or name not in found.values:
