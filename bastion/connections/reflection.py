@@ -163,37 +163,30 @@ def _type_name(column_type: Any, dialect: Any) -> str:
         return type(column_type).__name__
 
 
+# Checked in order: Float is a Numeric, Enum a String, TIMESTAMP a DateTime.
+_KINDS = (
+    (sqltypes.NullType, "other"),  # SQLite column without a declared type
+    (sqltypes.Boolean, "boolean"),
+    (sqltypes.Integer, "integer"),
+    (sqltypes.Float, "float"),
+    (sqltypes.Numeric, "decimal"),
+    (sqltypes.DateTime, "datetime"),
+    (sqltypes.Date, "date"),
+    (sqltypes.Time, "time"),
+    (sqltypes.JSON, "json"),
+    (sqltypes.Uuid, "uuid"),
+    (sqltypes.String, "text"),  # also Enum, MySQL ENUM and SET
+    (sqltypes._Binary, "binary"),  # LargeBinary, BLOB, BYTEA, VARBINARY
+)
+
+
 def column_kind(column_type: Any) -> str:
     """What a reflected SQLAlchemy type holds, as one word forms and filters can switch on.
 
-    One of integer, decimal, float, boolean, date, time, datetime, text, json, binary,
-    uuid, other. Order matters: Float is a Numeric, Enum a String, TIMESTAMP a DateTime.
+    One of integer, decimal, float, boolean, date, time, datetime, text, json, binary, uuid, other.
     """
-    if isinstance(column_type, sqltypes.NullType):  # SQLite column without a declared type
-        return "other"
-    if isinstance(column_type, sqltypes.Boolean):
-        return "boolean"
-    if isinstance(column_type, sqltypes.Integer):
-        return "integer"
-    if isinstance(column_type, sqltypes.Float):
-        return "float"
-    if isinstance(column_type, sqltypes.Numeric):
-        return "decimal"
-    if isinstance(column_type, sqltypes.DateTime):
-        return "datetime"
-    if isinstance(column_type, sqltypes.Date):
-        return "date"
-    if isinstance(column_type, sqltypes.Time):
-        return "time"
-    if isinstance(column_type, sqltypes.JSON):
-        return "json"
-    if isinstance(column_type, sqltypes.Uuid):
-        return "uuid"
-    if isinstance(column_type, sqltypes.String):  # also Enum, MySQL ENUM and SET
-        return "text"
-    if isinstance(column_type, sqltypes._Binary):  # LargeBinary, BLOB, BYTEA, VARBINARY
-        return "binary"
-    return "other"  # Interval, arrays, network types, MONEY, BIT, YEAR...
+    return next((kind for sa_type, kind in _KINDS if isinstance(column_type, sa_type)),
+                "other")  # Interval, arrays, network types, MONEY, BIT, YEAR...
 
 
 def _int_or_none(value: Any) -> int | None:
