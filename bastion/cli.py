@@ -105,6 +105,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     if config.load()["dev"]:
         print(DEV_WARNING, file=sys.stderr)
     ok = run_checks()
+    from bastion.console.checks import target_privilege_warnings
+
+    for warning in target_privilege_warnings():
+        print(f"WARNING: {warning}", file=sys.stderr)
+        ok = False
     print("All checks passed." if ok else "Fix the problems above, then run `bastion check` again.")
     return 0 if ok else 1
 

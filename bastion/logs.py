@@ -53,6 +53,8 @@ def logging_config(level: str) -> dict[str, Any]:
             # path and status, and we keep it at WARNING.
             "django.request": {"level": "WARNING", "propagate": True},
             "django.db.backends": {"level": "INFO", "propagate": True},
+            # sqlglot warns for every statement it keeps as an opaque command: console text, not news.
+            "sqlglot": {"level": "ERROR", "propagate": True},
         },
     }
 

@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "bastion.connections",
     "bastion.access",
     "bastion.explorer",
+    "bastion.console",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -132,6 +133,11 @@ TARGET_HOSTS_ALLOWED = CONF["target_hosts_allowed"]
 # --- data explorer -----------------------------------------------------------------
 EXPLORER_QUERY_TIMEOUT = CONF["query_timeout"]
 EXPLORER_BULK_REAUTH_ROWS = CONF["bulk_reauth_rows"]
+CONSOLE_TIMEOUT = CONF["console_timeout"]
+CONSOLE_MAX_ROWS = CONF["console_max_rows"]
+CONSOLE_MAX_RESULT_BYTES = CONF["console_max_result_mb"] * 1024 * 1024
+CONSOLE_DOWNLOAD_TIMEOUT = CONF["console_download_timeout"]
+CONSOLE_HISTORY = CONF["console_history"]
 
 # --- accounts and passwords (T11, T13) --------------------------------------
 AUTH_USER_MODEL = "accounts.User"

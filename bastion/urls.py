@@ -11,6 +11,7 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("audit/", include("bastion.audit.urls")),
     path("db/", include("bastion.explorer.urls")),
+    path("db/", include("bastion.console.urls")),
     path("admin/users/", include("bastion.accounts.urls")),
     path("admin/roles/", include("bastion.access.urls")),
     path("admin/connections/", include("bastion.connections.urls")),

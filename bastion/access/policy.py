@@ -390,3 +390,13 @@ def visible_tables(user: Any, connection_id: int, schema: str | None, table_name
     return [name for name in names
             if any(g.contains(Resource(connection_id, schema, name)) or g.inside(Resource(connection_id, schema, name))
                    for g in grants)]
+
+
+def holds_in_connection(user: Any, action: Action | str, connection_id: int) -> bool:
+    """Whether ``user`` holds ``action`` on ``connection_id`` or on anything inside it (a schema, a table)."""
+    action = Action(action)
+    if not _is_member(user):
+        return False
+    if user.is_superuser:
+        return True
+    return any(g.action == action and g.connection_id in (None, connection_id) for g in _grants(user))

@@ -139,6 +139,18 @@ def view_names(connection: Connection, schema: str | None = None) -> list[str]:
                    lambda insp: sorted(str(name) for name in insp.get_view_names(schema=schema)))
 
 
+def view_definition(connection: Connection, schema: str | None, view: str) -> str | None:
+    """The text that defines ``view`` as the engine keeps it (SQLite and MySQL: the whole CREATE VIEW;
+    PostgreSQL: the SELECT), or None when the engine does not say."""
+    def compute(insp: Inspector) -> str | None:
+        try:
+            found = insp.get_view_definition(view, schema=schema)
+        except (NotImplementedError, sa_exc.NoSuchTableError):
+            return None
+        return None if found is None else str(found)
+    return _cached(connection, "view_definition", (schema, view), compute)
+
+
 # --- names -----------------------------------------------------------------------------------
 def _name(insp: Inspector, value: Any) -> str:
     """A reflected identifier as the database spells it.

@@ -231,7 +231,7 @@ def _is_busy(exc: DBAPIError) -> bool:
     return False
 
 
-def _user_error_text(exc: DBAPIError) -> str | None:
+def user_error_text(exc: DBAPIError) -> str | None:
     """The engine's one-line reason when ``exc`` is something the values caused; None otherwise."""
     original = exc.orig
     if isinstance(original, psycopg.Error):
@@ -269,7 +269,7 @@ _GENERIC_REASONS = (  # (words in the engine's message, SQLSTATE prefix or MySQL
 )
 
 
-def _generic_reason(exc: DBAPIError) -> str:
+def generic_reason(exc: DBAPIError) -> str:
     """What kind of rule refused the change, in words that name no column, table or constraint."""
     original = exc.orig
     state = getattr(original, "sqlstate", None) or ""
@@ -287,9 +287,9 @@ def _translated(exc: DBAPIError, discreet: bool = False) -> BaseException:
                          f"stopped; nothing was changed. {BUSY}")
     if _is_busy(exc):
         return TableBusy(BUSY)
-    reason = _user_error_text(exc)
+    reason = user_error_text(exc)
     if reason is not None:
-        shown = _generic_reason(exc) if discreet else reason.rstrip(".")
+        shown = generic_reason(exc) if discreet else reason.rstrip(".")
         return ChangeRefused(f"The database refused the change: {shown}.")
     return exc
 

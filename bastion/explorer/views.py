@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bastion.access.decorators import requires, signed_in
 from bastion.access.models import Action, ColumnMode
-from bastion.access.policy import visible_tables
+from bastion.access.policy import Resource, check, visible_tables
 from bastion.connections import counts, reflection
 from bastion.connections.errors import ConnectionDisabled, safe_message
 from bastion.connections.netguard import TargetRefused
@@ -149,6 +149,7 @@ def database(request: HttpRequest, connection_id: int) -> HttpResponse:
         "current_schema": chosen or default,
         "tables": [(name, table_url(connection.pk, schema, name), row_counts.get(name)) for name in tables],
         "views": [(name, table_url(connection.pk, schema, name)) for name in views],
+        "can_query": check(request.user, Action.QUERY, Resource(connection.pk)),
     }
     return render(request, "explorer/database.html", context)
 

@@ -1,0 +1,1 @@
+"""SQL console: parse and check each statement against the user's grants, run it under the engine's guards."""

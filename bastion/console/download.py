@@ -1,0 +1,164 @@
+"""Downloading one console result as CSV or JSON, streamed as it is read (constant memory).
+
+The statement runs before the response starts, so an error it raises at once
+gets a normal page. Rows are then read from a streaming cursor in batches and
+written out as they come; when the client goes away the server closes the
+iterator, which closes the cursor and the connection: no work goes on for
+nobody. An error in the middle aborts the transfer (the file is visibly
+incomplete) instead of ending it as if the result were complete. One audit
+event per download records rows, bytes and outcome (T33).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import csv
+import datetime as dt
+import io
+import json
+import math
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, StreamingHttpResponse
+from django.utils.http import content_disposition_header
+from django.utils.text import slugify
+from sqlalchemy.exc import DBAPIError
+
+from bastion.access.models import Action
+from bastion.audit.models import Outcome
+from bastion.audit.services import record
+from bastion.connections.limits import is_timeout
+from bastion.console.analysis import Kind, Statement
+from bastion.console.guards import guarded_transaction
+from bastion.console.runner import Plan, console_connection, sqlite_policy
+from bastion.explorer.values import as_text
+
+FORMATS = {"csv": "text/csv; charset=utf-8", "json": "application/json"}
+BATCH_ROWS = 1000
+# OWASP CSV injection: a cell starting with one of these is a formula to a spreadsheet (T27).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def download_refusal(plan: Plan, statement: Statement) -> str | None:
+    """Why this statement's result may not be downloaded; None when it may (export grant on what it reads)."""
+    if statement.kind != Kind.READ:
+        return "Only queries (statements that read) can be downloaded."
+    tables = {*statement.reads, *statement.via_views}
+    if not tables:
+        return None if plan.grants.may(Action.EXPORT) else "You do not hold the export grant on this database."
+    for table in sorted(tables):
+        if not plan.grants.may(Action.EXPORT, table):
+            return f'You do not hold the export grant on "{table}".'
+    return None
+
+
+def neutralise(text: str) -> str:
+    """A text cell a spreadsheet will not run as a formula (prefixed with an apostrophe, as OWASP advises)."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def _csv_value(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode()
+    if isinstance(value, str):
+        return neutralise(value)
+    return as_text(value)
+
+
+def _json_value(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode()
+    return as_text(value)  # decimals, dates, times, JSON documents: their exact text
+
+
+def _unique_keys(columns: Sequence[str]) -> list[str]:
+    """JSON object keys: a repeated column name gets _2, _3 ..."""
+    seen: dict[str, int] = {}
+    keys = []
+    for name in columns:
+        seen[name] = seen.get(name, 0) + 1
+        keys.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
+    return keys
+
+
+def _csv_chunks(columns: Sequence[str], batches: Iterator[Sequence[Any]]) -> Iterator[bytes]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow([neutralise(c) for c in columns])
+    yield buffer.getvalue().encode()
+    for batch in batches:
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerows([_csv_value(v) for v in row] for row in batch)
+        yield buffer.getvalue().encode()
+
+
+def _json_chunks(columns: Sequence[str], batches: Iterator[Sequence[Any]]) -> Iterator[bytes]:
+    keys = _unique_keys(columns)
+    yield b"["
+    first = True
+    for batch in batches:
+        parts = [json.dumps(dict(zip(keys, (_json_value(v) for v in row), strict=True)), ensure_ascii=False)
+                 for row in batch]
+        text = ",\n".join(parts)
+        yield (("\n" if first else ",\n") + text).encode()
+        first = False
+    yield b"\n]\n"
+
+
+def stream_result(request: HttpRequest, plan: Plan, statement: Statement, fmt: str) -> StreamingHttpResponse:
+    """The response that streams ``statement``'s rows; raises DBAPIError when the statement fails at once."""
+    stack = contextlib.ExitStack()
+    try:
+        conn = stack.enter_context(console_connection(plan.connection))
+        stack.enter_context(guarded_transaction(conn, read_only=True, timeout=settings.CONSOLE_DOWNLOAD_TIMEOUT,
+                                                sqlite_policy=sqlite_policy(conn, plan.grants)))
+        cursor = conn.execution_options(stream_results=True, max_row_buffer=BATCH_ROWS).exec_driver_sql(
+            statement.text)
+        stack.callback(cursor.close)
+        columns = list(cursor.keys())
+    except BaseException:
+        stack.close()
+        raise
+    counter = {"rows": 0, "bytes": 0}
+
+    def batches() -> Iterator[Sequence[Any]]:
+        while batch := cursor.fetchmany(BATCH_ROWS):
+            counter["rows"] += len(batch)
+            yield batch
+
+    def body() -> Iterator[bytes]:
+        started = time.monotonic()
+        outcome, message = Outcome.FAILURE, "the client went away before the end"
+        try:
+            chunks = _csv_chunks(columns, batches()) if fmt == "csv" else _json_chunks(columns, batches())
+            for chunk in chunks:
+                counter["bytes"] += len(chunk)
+                yield chunk
+            outcome, message = Outcome.SUCCESS, ""
+        except DBAPIError as exc:
+            message = "the time limit stopped the statement" if is_timeout(exc) else "the database reported an error"
+            raise
+        finally:
+            stack.close()
+            record("console.download", request=request, target=plan.connection.name, outcome=outcome, details={
+                "connection_id": plan.connection.pk, "statement": statement.text[:10_000], "format": fmt,
+                "tables": sorted(str(t) for t in statement.reads), "rows": counter["rows"],
+                "bytes": counter["bytes"], "elapsed_ms": round((time.monotonic() - started) * 1000, 1),
+                "message": message})
+
+    response = StreamingHttpResponse(body(), content_type=FORMATS[fmt])
+    name = f"{slugify(plan.connection.name) or 'query'}-result-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}.{fmt}"
+    response["Content-Disposition"] = content_disposition_header(True, name)
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
