@@ -9,7 +9,9 @@ import pytest
 from bastion.connections.engines import dispose_engine
 from bastion.connections.models import Connection
 from bastion.console.checks import privilege_problems, target_privilege_warnings
-from tests.engines import mysql_target, postgresql_target  # noqa: F401
+from tests.conftest import STRONG_PASSWORD
+from tests.engines import mysql_target, need, postgresql_target  # noqa: F401
+from tests.test_cli import bastion
 
 pytestmark = pytest.mark.django_db
 
@@ -52,3 +54,19 @@ def test_T21_a_least_privilege_mysql_login_passes(mysql_target):  # noqa: F811
     finally:
         dispose_engine(low)
         mysql_target.run(f"DROP USER '{user}'@'%%'")
+
+
+def test_T21_bastion_check_fails_on_a_superuser_target(tmp_path):
+    need("postgresql")
+    secret = tmp_path / "admin-password"
+    secret.write_text(STRONG_PASSWORD + "\n")
+    data = tmp_path / "var"
+    assert bastion("init", "--no-demo", "--admin-password-file", str(secret), data_dir=data).returncode == 0
+    added = bastion("manage", "shell", "-c",
+                    "from bastion.connections.models import Connection as C; C.objects.create(name='pg as root', "
+                    "engine='postgresql', host='127.0.0.1', port=5432, database='test', username='postgres', "
+                    "tls_mode='disable')", data_dir=data)
+    assert added.returncode == 0, added.stderr
+    result = bastion("check", data_dir=data, env={"BASTION_ALLOW_ROOT": "1"})
+    assert result.returncode != 0
+    assert "“pg as root” is a superuser" in result.stderr

@@ -202,6 +202,15 @@ def test_T31_masked_column_is_refused_and_named_as_masked_also_through_star(clie
         assert status == 403 and "masked" in body and "ann-secret" not in body
 
 
+def test_T31_masked_column_through_select_star_is_refused_as_masked(client, people):
+    masked_only = make_user(people, "masked_only", [
+        (Action.QUERY, ""), (Action.VIEW, "people"),
+        (Action.VIEW, "people", "secret", ColumnMode.MASKED, MaskRule.LAST4)])
+    status, body = run(signed(client, masked_only), people, f"SELECT * FROM {table(people, 'people')}")
+    assert status == 403 and 'Column "secret" of' in unescape(body) and "is masked for you" in body
+    assert "ann-secret" not in body and cells(body) == []
+
+
 def test_T21_hidden_column_through_a_view_is_refused(client, people):
     p, view = table(people, "people"), table(people, "people_view")
     people.run(f"CREATE VIEW {view} AS SELECT id, name, hidden_col FROM {p}")
