@@ -35,7 +35,7 @@ from bastion.connections.models import Connection
 from bastion.console.analysis import AnalysisError, Kind, Statement, analyse, line_and_column
 from bastion.console.authorize import refusal
 from bastion.console.catalog import ReflectedCatalog
-from bastion.console.guards import guarded_transaction, sqlite_grant_policy
+from bastion.console.guards import TransactionEnded, guarded_transaction, sqlite_grant_policy
 from bastion.console.permissions import UserGrants
 from bastion.explorer.changes import generic_reason, user_error_text
 from bastion.explorer.values import Cell, as_text, cell, is_binary
@@ -160,8 +160,12 @@ def run_plan(plan: Plan, *, pages: Mapping[int, int] | None = None,
         except DBAPIError as exc:
             run.problem = statement_problem(plan, exc, len(run.results) + 1)
             run.committed = False
-    if run.committed and any(s.kind == Kind.DDL for s in plan.statements):
-        reflection.invalidate(connection)
+        except TransactionEnded:
+            run.problem = Problem("This statement ended the transaction Bastion runs the script in, so the run "
+                                  "was stopped and rolled back.", len(run.results))
+            run.committed = False
+    if any(s.kind == Kind.DDL for s in plan.statements):
+        reflection.invalidate(connection)  # MySQL commits DDL by itself, even in a run that then failed
     run.elapsed_ms = (time.monotonic() - started) * 1000
     return run
 
