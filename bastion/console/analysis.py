@@ -7,7 +7,9 @@ transaction Bastion wraps the script in, change the session). This module answer
 questions with sqlglot: its tokenizer splits the script, its parser builds a tree, and its
 optimizer's ``qualify`` resolves every column against the catalogue's full column lists.
 Nothing here talks to a database; what the analysis knows about one comes from a
-:class:`Catalog`.
+:class:`Catalog`. Splitting the script lives in :mod:`bastion.console.splitting`, and the search
+for what nobody may run in :mod:`bastion.console.forbidden`; this module ties them together and
+works out reads, writes and structure changes.
 
 Whatever the analysis cannot account for is stated in ``Statement.problem`` instead of being
 guessed, so the caller can refuse the statement or keep it for its most trusted users. The
@@ -25,7 +27,7 @@ catalogue spells oddly never have to be re-parsed.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cache
@@ -33,14 +35,18 @@ from typing import Literal, Protocol
 
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
-from sqlglot.errors import ParseError, SqlglotError, TokenError
+from sqlglot.errors import ParseError, SqlglotError
 from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 from sqlglot.optimizer.qualify import qualify
 from sqlglot.optimizer.scope import Scope, find_all_in_scope, traverse_scope
 from sqlglot.schema import MappingSchema
 from sqlglot.tokens import Token, TokenType
 
+from bastion.console.forbidden import forbidden_at_top, forbidden_call, forbidden_in_body, forbidden_in_tree
 from bastion.console.refs import TableRef
+from bastion.console.splitting import AnalysisError as AnalysisError  # re-exported: the console imports it from here
+from bastion.console.splitting import Piece, expanded, leading_words, pieces, word_of
+from bastion.console.splitting import line_and_column as line_and_column  # re-exported, as AnalysisError
 
 DIALECTS = {"sqlite": "sqlite", "postgresql": "postgres", "mysql": "mysql"}  # Bastion name -> sqlglot name
 VIEW_DEPTH = 8  # views defined on views are followed this deep
@@ -121,10 +127,6 @@ class Statement:
         return self.problem is None
 
 
-class AnalysisError(ValueError):
-    """The script cannot even be split into statements (an unclosed quote or dollar-quoted body)."""
-
-
 def split_script(script: str, dialect: str) -> list[tuple[int, str]]:
     """(start offset, original text) of each statement of ``script``.
 
@@ -132,7 +134,7 @@ def split_script(script: str, dialect: str) -> list[tuple[int, str]]:
     quoted names, comments, dollar-quoted bodies and the BEGIN ... END body of a trigger or routine
     do not split. Empty statements and comments alone are dropped.
     """
-    return [(piece.start, piece.text) for piece in _pieces(script, dialect)]
+    return [(piece.start, piece.text) for piece in pieces(script, _dialect(dialect), dialect)]
 
 
 def analyse(script: str, catalog: Catalog) -> list[Statement]:
@@ -142,13 +144,8 @@ def analyse(script: str, catalog: Catalog) -> list[Statement]:
     be split at all raises :class:`AnalysisError`.
     """
     analyser = _Analyser(script, catalog)
-    return [analyser.statement(index, piece) for index, piece in enumerate(_pieces(script, catalog.dialect), 1)]
-
-
-def line_and_column(script: str, offset: int) -> tuple[int, int]:
-    """1-based line and column of ``offset`` in ``script``, for messages."""
-    line_start = script.rfind("\n", 0, offset) + 1
-    return script.count("\n", 0, offset) + 1, offset - line_start + 1
+    statements = pieces(script, analyser.dialect, analyser.name)
+    return [analyser.statement(index, piece) for index, piece in enumerate(statements, 1)]
 
 
 # --- Dialects ---------------------------------------------------------------------------------
@@ -170,335 +167,6 @@ def _resolving_dialect(name: str) -> Dialect:
     if name == "mysql":
         return Dialect.get_or_raise("mysql, normalization_strategy = case_insensitive")
     return _dialect(name)
-
-
-# --- Splitting --------------------------------------------------------------------------------
-
-_STRING_TOKENS = frozenset({
-    TokenType.STRING, TokenType.BIT_STRING, TokenType.HEX_STRING, TokenType.BYTE_STRING,
-    TokenType.NATIONAL_STRING, TokenType.NATIONAL_RAW_STRING, TokenType.RAW_STRING,
-    TokenType.HEREDOC_STRING, TokenType.UNICODE_STRING,
-})
-_LITERAL_TOKENS = _STRING_TOKENS | {TokenType.NUMBER, TokenType.IDENTIFIER}
-_ROUTINES = frozenset({"TRIGGER", "FUNCTION", "PROCEDURE", "EVENT"})
-_ROUTINE_PREFIXES = frozenset({"OR", "REPLACE", "TEMP", "TEMPORARY"})
-_ROUTINE_HEADER_OPTIONS = frozenset({"DEFINER", "AGGREGATE", "CONSTRAINT"})
-_BLOCK_ENDS_NOT_COUNTED = frozenset({"IF", "LOOP", "WHILE", "REPEAT"})  # MySQL's END IF etc. close no BEGIN
-
-
-@dataclass(frozen=True)
-class _Piece:
-    """One statement of a script, with its tokens (offsets in the whole script)."""
-
-    start: int
-    text: str
-    tokens: list[Token]
-    routine: bool  # CREATE TRIGGER/FUNCTION/PROCEDURE/EVENT: its body is SQL the analysis does not follow
-
-
-def _pieces(script: str, dialect: str) -> list[_Piece]:
-    tokens = _tokenize(script, _dialect(dialect))
-    pieces = []
-    for group, end, routine in _statement_groups(tokens, postgres=dialect == "postgresql", script_end=len(script)):
-        if group:
-            start = group[0].start  # comments before the first token stay out: the server never sees them
-            pieces.append(_Piece(start, script[start:end].rstrip(), group, routine))
-    return pieces
-
-
-def _tokenize(script: str, dialect: Dialect) -> list[Token]:
-    tokenizer = dialect.tokenizer()
-    try:
-        return tokenizer.tokenize(script)
-    except TokenError as error:
-        offset = _offset_after(script, tokenizer.tokens)
-        line, column = line_and_column(script, offset)
-        raise AnalysisError(f"The script cannot be read from line {line}, column {column}: "
-                            "is a quote, a quoted name or a $$ body left open?") from error
-
-
-def _offset_after(script: str, tokens: Sequence[Token]) -> int:
-    """Where the text the tokenizer gave up on begins: the first non-blank after its last token."""
-    offset = tokens[-1].end + 1 if tokens else 0
-    while offset < len(script) and script[offset].isspace():
-        offset += 1
-    return offset
-
-
-def _statement_groups(tokens: Sequence[Token], *, postgres: bool,
-                      script_end: int) -> Iterator[tuple[list[Token], int, bool]]:
-    """(tokens, end offset, is a routine) per statement; a routine's BEGIN ... END body stays whole."""
-    group: list[Token] = []
-    header = _RoutineHeader()
-    depth = 0
-    pending = iter(range(len(tokens)))
-    for index in pending:
-        token = tokens[index]
-        if token.token_type == TokenType.SEMICOLON and depth == 0:
-            yield group, token.start, header.routine
-            group, header = [], _RoutineHeader()
-            continue
-        group.append(token)
-        if not header.decided:
-            header.feed(token, first=len(group) == 1)
-            continue
-        if not header.routine:
-            continue
-        word = _word(token)
-        following = _word(tokens[index + 1]) if index + 1 < len(tokens) else None
-        if word == "CASE" or (word == "BEGIN" and (not postgres or following == "ATOMIC")):
-            depth += 1
-        elif word == "END":
-            if following not in _BLOCK_ENDS_NOT_COUNTED:
-                depth = max(depth - 1, 0)
-            if following in _BLOCK_ENDS_NOT_COUNTED or following == "CASE":
-                group.append(tokens[index + 1])
-                next(pending)
-    yield group, script_end, header.routine
-
-
-class _RoutineHeader:
-    """Decides, from its first words, whether a statement creates a trigger or a stored routine."""
-
-    def __init__(self) -> None:
-        self.decided = False
-        self.routine = False
-        self._options = False  # DEFINER = ... and the like come before the routine's keyword
-
-    def feed(self, token: Token, *, first: bool) -> None:
-        word = _word(token)
-        if first:
-            self.decided = word != "CREATE"
-        elif word in _ROUTINES:
-            self.decided = self.routine = True
-        elif word in _ROUTINE_HEADER_OPTIONS:
-            self._options = True
-        elif token.token_type == TokenType.L_PAREN or not (self._options or word in _ROUTINE_PREFIXES):
-            self.decided = True
-
-
-def _word(token: Token) -> str | None:
-    """The upper-cased keyword or bare name a token spells; None for literals and quoted names."""
-    return None if token.token_type in _LITERAL_TOKENS else token.text.upper()
-
-
-def _leading_words(tokens: Iterable[Token], count: int = 3) -> list[str]:
-    """The first ``count`` words of a statement (keywords sqlglot reads as one token are split)."""
-    words: list[str] = []
-    for token in tokens:
-        word = _word(token)
-        if word is None or len(words) >= count:
-            break
-        words.extend(word.split())
-    return words[:count]
-
-
-def _expanded(tokens: list[Token], script: str, dialect: Dialect) -> list[Token]:
-    """``tokens`` with each command's rest (which sqlglot keeps as one string) tokenized too."""
-    tokenizer_class = dialect.tokenizer_class
-    result: list[Token] = []
-    for index, token in enumerate(tokens):
-        previous = tokens[index - 1] if index else None
-        is_command_rest = (
-            previous is not None and previous.token_type in tokenizer_class.COMMANDS
-            and token.token_type == TokenType.STRING
-            and (index == 1 or tokens[index - 2].token_type in tokenizer_class.COMMAND_PREFIX_TOKENS)
-        )
-        try:
-            rest = _tokens_at(script, previous.end + 1, token.end + 1, dialect) if is_command_rest else None
-        except TokenError:
-            rest = None
-        if rest is None:
-            result.append(token)
-        else:
-            result.extend(_expanded(rest, script, dialect))
-    return result
-
-
-def _tokens_at(script: str, start: int, end: int, dialect: Dialect) -> list[Token]:
-    """The tokens of ``script[start:end]``, with offsets, lines and columns of the whole script."""
-    tokens = dialect.tokenize(script[start:end])
-    base_line, base_column = line_and_column(script, start)
-    for token in tokens:
-        if token.line == 1:
-            token.col += base_column - 1
-        token.line += base_line - 1
-        token.start += start
-        token.end += start
-    return tokens
-
-
-# --- What nobody may run ----------------------------------------------------------------------
-
-_FILES = "{what} reads or writes files on the database server, so the console does not run it."
-_SERVER = "{what} acts on the database server itself or on other sessions, so the console does not run it."
-_TRANSACTION = ("Bastion runs the whole script in one transaction and commits it, or rolls it back on the "
-                "first error, itself: leave out BEGIN, COMMIT, ROLLBACK, SAVEPOINT and the like.")
-_SESSION = ("SET, RESET and USE change the database session (and could lift the console's time limit), "
-            "so the console does not run them.")
-
-# Statement openings that reach the server's files, programs or processes: refused at the start of a
-# statement and at the start of every statement inside a routine's or trigger's body.
-_SERVER_RULES: tuple[tuple[tuple[str, ...], str], ...] = (
-    (("ATTACH",), _FILES.format(what="ATTACH")),
-    (("DETACH",), "DETACH belongs with ATTACH, which the console does not run."),
-    (("VACUUM",), "VACUUM rewrites database files (VACUUM INTO writes a copy anywhere on the server) and "
-                  "cannot run inside the console's transaction, so the console does not run it."),
-    (("COPY",), "COPY reads and writes files or runs programs on the database server, so the console does "
-                "not run it."),
-    (("LOAD",), _FILES.format(what="LOAD (LOAD DATA, LOAD XML, PostgreSQL's LOAD)")),
-    (("SHUTDOWN",), _SERVER.format(what="SHUTDOWN")),
-    (("RESTART",), _SERVER.format(what="RESTART")),
-    (("KILL",), _SERVER.format(what="KILL")),
-    (("ALTER", "SYSTEM"), _SERVER.format(what="ALTER SYSTEM")),
-    (("INSTALL",), _SERVER.format(what="INSTALL")),
-    (("UNINSTALL",), _SERVER.format(what="UNINSTALL")),
-)
-# Statement openings that would break the one transaction or change the session: refused at the top.
-_SESSION_RULES: tuple[tuple[tuple[str, ...], str], ...] = (
-    *((words, _TRANSACTION) for words in (
-        ("BEGIN",), ("START", "TRANSACTION"), ("COMMIT",), ("END",), ("ROLLBACK",), ("ABORT",),
-        ("SAVEPOINT",), ("RELEASE",), ("PREPARE", "TRANSACTION"), ("XA",), ("SET", "TRANSACTION"),
-        ("SET", "AUTOCOMMIT"), ("LOCK", "TABLES"), ("UNLOCK", "TABLES"))),
-    (("SET",), _SESSION),
-    (("RESET",), _SESSION),
-    (("USE",), _SESSION),
-)
-_CODE_STRING_DEPTH = 4  # SQL in a string in a string ... is followed this deep (quotes double at each level)
-_BODY_STATEMENT_STARTS = frozenset({"BEGIN", "ATOMIC", "THEN", "ELSE", "DO", "LOOP", "REPEAT"})
-
-_FORBIDDEN_FUNCTIONS = {
-    "sqlite": frozenset({"load_extension", "readfile", "writefile", "fts3_tokenizer", "edit", "fsdir"}),
-    "postgresql": frozenset({
-        "pg_read_file", "pg_read_binary_file", "pg_ls_dir", "pg_stat_file", "lo_import", "lo_export", "loread",
-        "lowrite", "dblink", "pg_file_write", "pg_terminate_backend", "pg_cancel_backend", "pg_reload_conf",
-        "pg_rotate_logfile", "set_config", "pg_promote"}),
-    "mysql": frozenset({"load_file", "sys_exec", "sys_eval", "sys_bineval"}),
-}
-_FORBIDDEN_FUNCTION_PREFIXES = {"postgresql": ("lo_", "dblink_", "pg_ls_", "pg_read_", "pg_file_")}
-_FORBIDDEN_FUNCTION = ("The function {name}() reaches the database server's files, programs, configuration or "
-                       "other sessions, so the console does not run it.")
-
-# SQLite pragmas whose parenthesised argument names what to report on rather than setting a value.
-_QUERYING_PRAGMAS = frozenset({
-    "table_info", "table_xinfo", "table_list", "index_info", "index_xinfo", "index_list", "foreign_key_list",
-    "foreign_key_check", "integrity_check", "quick_check"})
-_PRAGMA_SETS = ("PRAGMA statements that change a setting are not allowed in the console; reading one "
-                "(PRAGMA table_info(t)) is.")
-_INTO_FILE = "SELECT ... INTO OUTFILE and INTO DUMPFILE write files on the database server, so the console " \
-             "does not run them."
-_BACKSLASH = "Backslash commands (\\d, \\copy, ...) belong to the psql client, not to SQL, so the console does " \
-             "not run them."
-_EXECUTABLE_COMMENT = ("MySQL runs the text of /*! ... */ comments as SQL, which Bastion cannot check: write it "
-                       "without the comment markers.")
-
-
-def _rule_for(words: Sequence[str], rules: Iterable[tuple[tuple[str, ...], str]]) -> str | None:
-    return next((message for opening, message in rules if tuple(words[:len(opening)]) == opening), None)
-
-
-def _forbidden_function(name: str, dialect: str) -> str | None:
-    folded = name.casefold()
-    if folded in _FORBIDDEN_FUNCTIONS[dialect] or folded.startswith(_FORBIDDEN_FUNCTION_PREFIXES.get(dialect, ())):
-        return _FORBIDDEN_FUNCTION.format(name=name)
-    return None
-
-
-def _forbidden_at_top(tokens: list[Token], dialect: str) -> str | None:
-    """What the statement's own tokens show nobody may run: its opening, psql commands, MySQL file output."""
-    words = _leading_words(tokens)
-    reason = _rule_for(words, (*_SERVER_RULES, *_SESSION_RULES))
-    if reason is None and words[:1] == ["PRAGMA"]:
-        reason = _pragma_reason(tokens[1:])
-    if reason is None and any(token.token_type == TokenType.BACKSLASH for token in tokens):
-        reason = _BACKSLASH
-    if reason is None and dialect == "mysql":
-        reason = _into_file(tokens) or _executable_comment(tokens)
-    return reason
-
-
-def _pragma_reason(tokens: list[Token]) -> str | None:
-    """PRAGMA [schema.]name, and PRAGMA table_info(t) and its kind, only read; every other form sets."""
-    if len(tokens) >= 2 and tokens[1].token_type == TokenType.DOT:
-        tokens = tokens[2:]
-    if len(tokens) <= 1:
-        return None
-    name, rest = tokens[0], tokens[1:]
-    if rest[0].token_type == TokenType.L_PAREN and name.text.casefold() in _QUERYING_PRAGMAS:
-        return None
-    return _PRAGMA_SETS
-
-
-def _into_file(tokens: list[Token]) -> str | None:
-    for token, following in itertools.pairwise(tokens):
-        if _word(token) == "INTO" and _word(following) in ("OUTFILE", "DUMPFILE"):
-            return _INTO_FILE
-    return None
-
-
-def _executable_comment(tokens: list[Token]) -> str | None:
-    for token in tokens:
-        if any(comment.startswith(("!", "M!")) for comment in token.comments):
-            return _EXECUTABLE_COMMENT
-    return None
-
-
-def _forbidden_call(tokens: list[Token], dialect: str) -> str | None:
-    """A forbidden function called anywhere in tokens the parser could not make sense of."""
-    for token, following in itertools.pairwise(tokens):
-        if following.token_type == TokenType.L_PAREN and token.token_type not in _STRING_TOKENS:
-            reason = _forbidden_function(token.text, dialect)
-            if reason:
-                return reason
-    return None
-
-
-def _forbidden_in_body(tokens: list[Token], dialect: Dialect, dialect_name: str, depth: int = 0) -> str | None:
-    """What a routine's, trigger's or DO block's body would do that nobody may: a statement opening,
-    a forbidden call, MySQL file output; SQL held in strings ($$ ... $$, EXECUTE '...') is read too."""
-    reason = (_forbidden_opening_inside(tokens) or _forbidden_call(tokens, dialect_name)
-              or (_into_file(tokens) if dialect_name == "mysql" else None))
-    if reason or depth >= _CODE_STRING_DEPTH:
-        return reason
-    for text in _code_strings(tokens, dialect_name):
-        try:
-            inner = _expanded(dialect.tokenize(text), text, dialect)
-        except TokenError:
-            continue
-        reason = _forbidden_in_body(inner, dialect, dialect_name, depth + 1)
-        if reason:
-            return reason
-    return None
-
-
-def _forbidden_opening_inside(tokens: list[Token]) -> str | None:
-    """A server rule matched by the opening of any statement inside a body."""
-    starts = [0, *(index + 1 for index, token in enumerate(tokens)
-                   if token.token_type == TokenType.SEMICOLON or _word(token) in _BODY_STATEMENT_STARTS)]
-    for start in starts:
-        reason = _rule_for(_leading_words(itertools.islice(tokens, start, None)), _SERVER_RULES)
-        if reason:
-            return reason
-    return None
-
-
-def _code_strings(tokens: list[Token], dialect: str) -> Iterator[str]:
-    """Strings that hold SQL: dollar-quoted bodies, and strings after DO, EXECUTE or (PostgreSQL) AS."""
-    code_after = {"DO", "EXECUTE", "AS"} if dialect == "postgresql" else {"DO", "EXECUTE"}
-    for previous, token in itertools.pairwise([None, *tokens]):
-        if token.token_type == TokenType.HEREDOC_STRING or (
-                token.token_type == TokenType.STRING and previous is not None and _word(previous) in code_after):
-            yield token.text
-
-
-def _forbidden_in_tree(tree: exp.Expr, dialect: str) -> str | None:
-    """A forbidden function called anywhere in the tree, however its name is quoted or qualified."""
-    for function in tree.find_all(exp.Func):
-        name = function.name if isinstance(function, exp.Anonymous) else function.sql_name()
-        reason = _forbidden_function(name, dialect)
-        if reason:
-            return reason
-    return None
 
 
 # --- Analysis ---------------------------------------------------------------------------------
@@ -569,19 +237,19 @@ class _Analyser:
 
     # Statements
 
-    def statement(self, index: int, piece: _Piece) -> Statement:
-        tokens = _expanded(piece.tokens, self.script, self.dialect)
-        words = _leading_words(tokens)
-        forbidden = _forbidden_at_top(tokens, self.name)
+    def statement(self, index: int, piece: Piece) -> Statement:
+        tokens = expanded(piece.tokens, self.script, self.dialect)
+        words = leading_words(tokens)
+        forbidden = forbidden_at_top(tokens, self.name)
         if piece.routine or (words[:1] == ["DO"] and self.name == "postgresql"):
-            forbidden = forbidden or _forbidden_in_body(tokens, self.dialect, self.name)
+            forbidden = forbidden or forbidden_in_body(tokens, self.dialect, self.name)
         found = _Found()
         kind, returns_rows = Kind.OTHER, False
         tree = self._parse(piece, tokens, words, found)
         if tree is None or isinstance(tree, exp.Command):  # opaque to the parser: its tokens are all there is
-            forbidden = forbidden or _forbidden_call(tokens, self.name)
+            forbidden = forbidden or forbidden_call(tokens, self.name)
         if tree is not None:
-            forbidden = forbidden or _forbidden_in_tree(tree, self.name)
+            forbidden = forbidden or forbidden_in_tree(tree, self.name)
             try:
                 kind, returns_rows = self._examine(tree, tokens, found)
             except (RecursionError, _TooDeep):
@@ -598,7 +266,7 @@ class _Analyser:
             problem=next(iter([*found.problems, *via_views.problems]), None),
         )
 
-    def _parse(self, piece: _Piece, tokens: list[Token], words: list[str], found: _Found) -> exp.Expr | None:
+    def _parse(self, piece: Piece, tokens: list[Token], words: list[str], found: _Found) -> exp.Expr | None:
         """The statement's tree, or None with the reason in ``found``."""
         parse_tokens = piece.tokens
         replace = words[:1] == ["REPLACE"] and self.name != "postgresql"
@@ -963,7 +631,7 @@ class _Analyser:
 
     def _command(self, tree: exp.Command, tokens: list[Token], found: _Found) -> Kind:
         """Statements sqlglot keeps as opaque text: MySQL's RENAME TABLE is read here; the rest is unverified."""
-        words = _leading_words(tokens, 2)
+        words = leading_words(tokens, 2)
         if self.name == "mysql" and words in (["RENAME", "TABLE"], ["RENAME", "TABLES"]):
             self._rename_tables(tokens[2:], found)
             return Kind.DDL
@@ -976,7 +644,7 @@ class _Analyser:
         pairs = [list(group) for is_comma, group in itertools.groupby(tokens, lambda t: t.token_type == TokenType.COMMA)
                  if not is_comma]
         for pair in pairs:
-            parts = [list(group) for is_to, group in itertools.groupby(pair, lambda t: _word(t) == "TO") if not is_to]
+            parts = [list(group) for is_to, group in itertools.groupby(pair, lambda t: word_of(t) == "TO") if not is_to]
             tables = [self._parse_table(part) for part in parts]
             if len(tables) != 2 or None in tables:
                 found.problem("Bastion could not read this RENAME TABLE statement.")
