@@ -134,6 +134,7 @@ TARGET_HOSTS_ALLOWED = CONF["target_hosts_allowed"]
 EXPLORER_QUERY_TIMEOUT = CONF["query_timeout"]
 EXPLORER_BULK_REAUTH_ROWS = CONF["bulk_reauth_rows"]
 CONSOLE_TIMEOUT = CONF["console_timeout"]
+CONSOLE_MAX_STATEMENTS = CONF["console_max_statements"]
 CONSOLE_MAX_ROWS = CONF["console_max_rows"]
 CONSOLE_MAX_RESULT_BYTES = CONF["console_max_result_mb"] * 1024 * 1024
 CONSOLE_DOWNLOAD_TIMEOUT = CONF["console_download_timeout"]

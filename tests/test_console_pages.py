@@ -365,3 +365,67 @@ def test_a_role_the_user_is_not_in_cannot_be_shared_with(client, people):
     signed(client, owner).post(console_url(people, "saved/new/"), {"sql": "SELECT 1", "name": "x",
                                                                     "shared_with": stranger.pk})
     assert not SavedQuery.objects.exists()
+
+
+# --- limits and audit details (security review findings) ---------------------------------------------
+def test_T28_statements_share_one_time_limit(client, people, settings):
+    settings.CONSOLE_TIMEOUT = 0.6
+    pause = {"sqlite": "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 300000) "
+                       "SELECT count(*) FROM c",
+             "postgresql": "SELECT pg_sleep(0.25)", "mysql": "SELECT SLEEP(0.25)"}[people.kind]
+    status, body = run(signed(client, superuser()), people, ";\n".join([pause] * 12))
+    assert status == 400 and ("ran longer than 0.6 seconds" in body), body[-3000:]
+    assert last_event("console.run").outcome == "failure"
+
+
+def test_T28_a_script_may_hold_only_so_many_statements(client, people, settings):
+    settings.CONSOLE_MAX_STATEMENTS = 5
+    status, body = run(signed(client, superuser()), people, "SELECT 1;" * 6)
+    assert status == 400 and "runs at most 5 at once" in body
+
+
+@pytest.mark.parametrize("query", ["?history=²", "?saved=٣", "?history=99999999999999999999999"])
+def test_T32_odd_digits_in_ids_are_a_404_not_an_error(client, people, query):
+    assert signed(client, superuser()).get(console_url(people) + query).status_code == 404
+
+
+def test_T33_a_refused_run_writes_exactly_one_event(client, people):
+    client = signed(client, querier(people))
+    before = AuditEvent.objects.count()
+    status, _ = run(client, people, f"DELETE FROM {table(people, 'people')}")
+    assert status == 403
+    assert list(AuditEvent.objects.order_by("seq").values_list("action", flat=True)[before:]) == ["console.run"]
+
+
+def test_T33_a_refused_download_is_audited_as_denied(client, people):
+    response = download(signed(client, querier(people)), people, f"SELECT id FROM {table(people, 'people')}")
+    assert response.status_code == 403
+    event = last_event("console.download")
+    assert event.outcome == "denied" and "export grant" in event.details["message"]
+    assert not AuditEvent.objects.filter(action="request.denied").exists()
+
+
+def test_T33_a_download_dropped_before_its_first_byte_is_audited_and_closed(client, people):
+    response = download(signed(client, superuser()), people, f"SELECT id FROM {table(people, 'people')}")
+    assert response.status_code == 200
+    response.close()  # what the server does when the client is gone before the body starts
+    event = last_event("console.download")
+    assert event.outcome == "failure" and event.details["rows"] == 0
+
+
+def test_T28_sqlite_values_bigger_than_a_page_fail_in_the_engine(client, sqlite_target, settings):  # noqa: F811
+    settings.CONSOLE_MAX_RESULT_BYTES = 1_000_000
+    status, body = run(signed(client, superuser()), sqlite_target, "SELECT zeroblob(50000000)")
+    assert status == 400 and "too big" in body
+
+
+def test_a_query_that_returns_no_rows_cannot_be_downloaded(client, mysql_target):  # noqa: F811
+    people_table(mysql_target)
+    response = download(signed(client, superuser()), mysql_target, "SELECT name INTO @x FROM people LIMIT 1")
+    assert response.status_code == 403 and b"return rows" in response.content
+
+
+def test_T32_postgresql_errors_quote_no_sql(client, postgresql_target):  # noqa: F811
+    status, body = run(signed(client, superuser()), postgresql_target, "SELECT no_such_function(1)")
+    assert status == 400 and "no_such_function" in body
+    assert "LINE 1" not in body and "DECLARE" not in body and "HINT" not in body

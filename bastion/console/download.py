@@ -45,8 +45,8 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 def download_refusal(plan: Plan, statement: Statement) -> str | None:
     """Why this statement's result may not be downloaded; None when it may (export grant on what it reads)."""
-    if statement.kind != Kind.READ:
-        return "Only queries (statements that read) can be downloaded."
+    if statement.kind != Kind.READ or not statement.returns_rows:
+        return "Only queries that return rows can be downloaded."
     tables = {*statement.reads, *statement.via_views}
     if not tables:
         return None if plan.grants.may(Action.EXPORT) else "You do not hold the export grant on this database."
@@ -116,6 +116,54 @@ def _json_chunks(columns: Sequence[str], batches: Iterator[Sequence[Any]]) -> It
     yield b"\n]\n"
 
 
+class ResultStream:
+    """A download's body. Closing it (after the last chunk, when the client goes away, or when the response
+    is dropped before its first chunk: Django closes what it was given) closes the cursor and the
+    connection and writes the download's one audit event."""
+
+    def __init__(self, request: HttpRequest, plan: Plan, statement: Statement, fmt: str,
+                 stack: contextlib.ExitStack, cursor: Any, columns: list[str]) -> None:
+        self.request, self.plan, self.statement, self.fmt = request, plan, statement, fmt
+        self.stack, self.cursor, self.columns = stack, cursor, columns
+        self.rows = self.bytes = 0
+        self.outcome, self.message = Outcome.FAILURE, "the client went away before the end"
+        self.started = time.monotonic()
+        self.closed = False
+
+    def _batches(self) -> Iterator[Sequence[Any]]:
+        while batch := self.cursor.fetchmany(BATCH_ROWS):
+            self.rows += len(batch)
+            yield batch
+
+    def __iter__(self) -> Iterator[bytes]:
+        encode = _csv_chunks if self.fmt == "csv" else _json_chunks
+        try:
+            for chunk in encode(self.columns, self._batches()):
+                self.bytes += len(chunk)
+                yield chunk
+            self.outcome, self.message = Outcome.SUCCESS, ""
+        except DBAPIError as exc:
+            self.message = ("the time limit stopped the statement" if is_timeout(exc)
+                            else "the database reported an error")
+            raise
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self.stack.close()
+        finally:
+            record("console.download", request=self.request, target=self.plan.connection.name,
+                   outcome=self.outcome, details={
+                       "connection_id": self.plan.connection.pk, "statement": self.statement.text[:10_000],
+                       "format": self.fmt, "tables": sorted(str(t) for t in self.statement.reads),
+                       "rows": self.rows, "bytes": self.bytes,
+                       "elapsed_ms": round((time.monotonic() - self.started) * 1000, 1), "message": self.message})
+
+
 def stream_result(request: HttpRequest, plan: Plan, statement: Statement, fmt: str) -> StreamingHttpResponse:
     """The response that streams ``statement``'s rows; raises DBAPIError when the statement fails at once."""
     stack = contextlib.ExitStack()
@@ -130,34 +178,8 @@ def stream_result(request: HttpRequest, plan: Plan, statement: Statement, fmt: s
     except BaseException:
         stack.close()
         raise
-    counter = {"rows": 0, "bytes": 0}
-
-    def batches() -> Iterator[Sequence[Any]]:
-        while batch := cursor.fetchmany(BATCH_ROWS):
-            counter["rows"] += len(batch)
-            yield batch
-
-    def body() -> Iterator[bytes]:
-        started = time.monotonic()
-        outcome, message = Outcome.FAILURE, "the client went away before the end"
-        try:
-            chunks = _csv_chunks(columns, batches()) if fmt == "csv" else _json_chunks(columns, batches())
-            for chunk in chunks:
-                counter["bytes"] += len(chunk)
-                yield chunk
-            outcome, message = Outcome.SUCCESS, ""
-        except DBAPIError as exc:
-            message = "the time limit stopped the statement" if is_timeout(exc) else "the database reported an error"
-            raise
-        finally:
-            stack.close()
-            record("console.download", request=request, target=plan.connection.name, outcome=outcome, details={
-                "connection_id": plan.connection.pk, "statement": statement.text[:10_000], "format": fmt,
-                "tables": sorted(str(t) for t in statement.reads), "rows": counter["rows"],
-                "bytes": counter["bytes"], "elapsed_ms": round((time.monotonic() - started) * 1000, 1),
-                "message": message})
-
-    response = StreamingHttpResponse(body(), content_type=FORMATS[fmt])
+    body = ResultStream(request, plan, statement, fmt, stack, cursor, columns)
+    response = StreamingHttpResponse(body, content_type=FORMATS[fmt])
     name = f"{slugify(plan.connection.name) or 'query'}-result-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}.{fmt}"
     response["Content-Disposition"] = content_disposition_header(True, name)
     response["X-Content-Type-Options"] = "nosniff"

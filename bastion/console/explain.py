@@ -55,7 +55,7 @@ def explain(plan: Plan) -> tuple[list[Explained], Problem | None]:
                 for statement in plan.statements:
                     explained.append(_explain_one(conn, statement))
         except DBAPIError as exc:
-            return explained, statement_problem(plan, exc, len(explained) + 1)
+            return explained, statement_problem(plan, exc, len(explained) + 1, shifted=True)
     return explained, None
 
 

@@ -11,9 +11,10 @@ from django.contrib.auth.models import Group
 from bastion.console.runner import DEFAULT_PAGE_SIZE, PAGE_SIZES
 
 MAX_SCRIPT_CHARACTERS = 1_000_000
-_PAGE_FIELD = re.compile(r"p(\d{1,4})")
-_PAGE_BUTTON = re.compile(r"(\d{1,4}):(\d{1,7})")
-_DOWNLOAD_BUTTON = re.compile(r"(\d{1,4}):(csv|json)")
+_PAGE_FIELD = re.compile(r"p([0-9]{1,4})")
+_PAGE_NUMBER = re.compile(r"[0-9]{1,7}")
+_PAGE_BUTTON = re.compile(r"([0-9]{1,4}):([0-9]{1,7})")
+_DOWNLOAD_BUTTON = re.compile(r"([0-9]{1,4}):(csv|json)")
 
 
 class ConsoleForm(forms.Form):
@@ -34,7 +35,7 @@ class ConsoleForm(forms.Form):
         pages = {}
         for name, value in self.data.items():
             match = _PAGE_FIELD.fullmatch(name)
-            if match and str(value).isdigit():
+            if match and _PAGE_NUMBER.fullmatch(str(value)):
                 pages[int(match.group(1))] = max(1, int(value))
         moved = _PAGE_BUTTON.fullmatch(str(self.data.get("page", "")))
         if moved:

@@ -15,9 +15,11 @@ can reach another user.
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import psycopg
@@ -30,7 +32,7 @@ from bastion.access.models import ColumnMode
 from bastion.access.policy import VISIBLE
 from bastion.connections import limits, reflection
 from bastion.connections.engines import get_engine
-from bastion.connections.errors import safe_message
+from bastion.connections.errors import one_line, safe_message
 from bastion.connections.models import Connection
 from bastion.console.analysis import AnalysisError, Kind, Statement, analyse, line_and_column
 from bastion.console.authorize import refusal
@@ -67,7 +69,7 @@ class Plan:
     catalog: ReflectedCatalog
     problem: Problem | None
 
-    @property
+    @cached_property
     def read_only(self) -> bool:
         return all(s.kind == Kind.READ for s in self.statements)
 
@@ -129,6 +131,10 @@ def plan_script(user: Any, connection: Connection, script: str) -> Plan:
         return Plan(connection, script, [], grants, catalog, Problem(str(exc)))
     if not statements:
         return Plan(connection, script, [], grants, catalog, Problem("There is no statement to run."))
+    if len(statements) > settings.CONSOLE_MAX_STATEMENTS:
+        return Plan(connection, script, [], grants, catalog, Problem(
+            f"The script has {len(statements)} statements; the console runs at most "
+            f"{settings.CONSOLE_MAX_STATEMENTS} at once."))
     for statement in statements:
         reason = refusal(statement, grants)
         if reason is not None:
@@ -147,18 +153,26 @@ def run_plan(plan: Plan, *, pages: Mapping[int, int] | None = None,
     started = time.monotonic()
     connection = plan.connection
     read_only = plan.read_only or not plan.grants.may_write_somewhere
-    with console_connection(connection) as conn:
+    with console_connection(connection, value_limit=settings.CONSOLE_MAX_RESULT_BYTES) as conn:
         try:
             with guarded_transaction(conn, read_only=read_only, timeout=settings.CONSOLE_TIMEOUT,
                                      sqlite_policy=sqlite_policy(conn, plan.grants)):
+                deadline = started + settings.CONSOLE_TIMEOUT
                 for statement in plan.statements:
-                    run.results.append(_run_statement(conn, statement, (pages or {}).get(statement.index, 1),
-                                                      page_size))
-                if not read_only:
+                    # The whole script shares one time limit: each statement gets what is left of it.
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        run.problem = _out_of_time(plan, statement)
+                        break
+                    with limits.statement_time_limit(conn, left):
+                        run.results.append(_run_statement(conn, statement, (pages or {}).get(statement.index, 1),
+                                                          page_size))
+                if not read_only and run.problem is None:
                     conn.commit()
                     run.committed = True
         except DBAPIError as exc:
-            run.problem = statement_problem(plan, exc, len(run.results) + 1)
+            failed = plan.statements[min(len(run.results), len(plan.statements) - 1)]  # or the commit
+            run.problem = statement_problem(plan, exc, failed.index, shifted=failed.kind == Kind.READ)
             run.committed = False
         except TransactionEnded:
             run.problem = Problem("This statement ended the transaction Bastion runs the script in, so the run "
@@ -171,9 +185,16 @@ def run_plan(plan: Plan, *, pages: Mapping[int, int] | None = None,
 
 
 @contextlib.contextmanager
-def console_connection(connection: Connection) -> Iterator[SAConnection]:
-    """A connection of its own for one run, closed (never pooled again) at the end."""
+def console_connection(connection: Connection, *, value_limit: int | None = None) -> Iterator[SAConnection]:
+    """A connection of its own for one run, closed (never pooled again) at the end.
+
+    ``value_limit``: on SQLite, the largest text or blob a statement may make, so that zeroblob(1e9)
+    fails in the engine instead of filling the server's memory (the limit dies with the connection).
+    """
     conn = get_engine(connection).connect().execution_options(no_parameters=True)
+    raw = conn.connection.dbapi_connection
+    if value_limit is not None and isinstance(raw, sqlite3.Connection):
+        raw.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, value_limit)
     try:
         yield conn
     finally:
@@ -254,40 +275,58 @@ def _size(value: Any) -> int:
     return len(as_text(value)) if not isinstance(value, str) else len(value)
 
 
-def statement_problem(plan: Plan, exc: DBAPIError, index: int) -> Problem:
+def _out_of_time(plan: Plan, statement: Statement) -> Problem:
+    line, _ = line_and_column(plan.script, statement.start)
+    return Problem(f"The script ran longer than {settings.CONSOLE_TIMEOUT:g} seconds, so statement "
+                   f"{statement.index} and those after it did not run; nothing was changed.",
+                   statement.index, line, None, timed_out=True)
+
+
+def statement_problem(plan: Plan, exc: DBAPIError, index: int, *, shifted: bool = False) -> Problem:
     """The message for a statement the database refused or stopped, safe to show (T32) and naming nothing
-    the user cannot see (T31)."""
+    the user cannot see (T31). ``shifted``: the engine ran the statement inside text Bastion added
+    (PostgreSQL's DECLARE CURSOR for streamed queries, EXPLAIN), so its error position is left out."""
     statement = plan.statements[index - 1] if index <= len(plan.statements) else None
     line = column = None
     if statement is not None:
-        line, column = line_and_column(plan.script, statement.start + _error_offset(exc))
+        offset = None if shifted else _error_offset(exc)
+        line, column = line_and_column(plan.script, statement.start + (offset or 0))
+        column = column if offset is not None else None
     if limits.is_timeout(exc):
         return Problem(f"The statement ran longer than {settings.CONSOLE_TIMEOUT:g} seconds and was stopped; "
                        "nothing was changed.", index, line, column, timed_out=True)
+    discreet = statement is not None and _discreet(plan, statement)
+    return Problem(f"{_engine_reason(exc, discreet).rstrip('.')}. Nothing was changed.", index, line, column)
+
+
+def _engine_reason(exc: DBAPIError, discreet: bool) -> str:
+    """The engine's reason in one line. Data and constraint errors quote values, so when the statement
+    touches columns the user cannot see they are told only what kind of rule refused it."""
     reason = user_error_text(exc)
-    if reason is not None and statement is not None and _discreet(plan, statement):
-        reason = generic_reason(exc)
-    if reason is None:
-        reason = safe_message(exc)
-    return Problem(f"{reason.rstrip('.')}. Nothing was changed.", index, line, column)
+    if reason is not None:
+        return generic_reason(exc) if discreet else reason
+    if isinstance(exc.orig, psycopg.Error) and exc.orig.diag.message_primary:
+        return one_line(exc.orig.diag.message_primary)  # without LINE, HINT and CONTEXT, which quote SQL
+    return safe_message(exc)
 
 
 def _discreet(plan: Plan, statement: Statement) -> bool:
-    """Whether the engine's words might name a column the user cannot see: any table the statement writes
-    has a column not visible to them."""
-    for write in statement.writes:
-        entry = plan.catalog.lookup(write.table.schema, write.table.name)
-        columns = entry.columns if entry else ()
-        if any(plan.grants.column_mode(write.table, c) != ColumnMode.VISIBLE for c in columns):
+    """Whether the engine's words might quote a value the user may not read: a table the statement reads
+    or writes has a column that is not visible to them."""
+    tables = {*statement.reads, *statement.via_views, *(w.table for w in statement.writes)}
+    for table in tables:
+        entry = plan.catalog.lookup(table.schema, table.name)
+        if entry is not None and any(plan.grants.column_mode(table, c) != ColumnMode.VISIBLE
+                                     for c in entry.columns):
             return True
     return False
 
 
-def _error_offset(exc: DBAPIError) -> int:
-    """Characters into the statement where PostgreSQL says the error is (0 when the engine does not say)."""
+def _error_offset(exc: DBAPIError) -> int | None:
+    """Characters into the statement where PostgreSQL says the error is (None when the engine does not say)."""
     original = exc.orig
     if isinstance(original, psycopg.Error):
         position = original.diag.statement_position
-        if position and position.isdigit():
+        if position and position.isascii() and position.isdigit():
             return int(position) - 1
-    return 0
+    return None

@@ -70,9 +70,14 @@ def _outcome(plan: Plan, run: Run | None) -> tuple[str, str]:
     return Outcome.SUCCESS, ""
 
 
-def audit_run(request: HttpRequest, action: str, plan: Plan, run: Run | None, **extra: Any) -> None:
-    """One event per console action: statements, their kind and tables, rows, outcome and duration (T33)."""
-    outcome, message = _outcome(plan, run)
+def audit_run(request: HttpRequest, action: str, plan: Plan, run: Run | None, *, outcome: str | None = None,
+              message: str | None = None) -> None:
+    """One event per console action: statements, their kind and tables, rows, outcome and duration (T33).
+
+    ``outcome`` and ``message`` override what the plan and run say (a download refused after planning)."""
+    found_outcome, found_message = _outcome(plan, run)
+    outcome = outcome or found_outcome
+    message = found_message if message is None else message
     record(action, request=request, target=plan.connection.name, outcome=outcome, details={
         "connection_id": plan.connection.pk,
         "statements": _statement_details(plan, run),
@@ -80,7 +85,6 @@ def audit_run(request: HttpRequest, action: str, plan: Plan, run: Run | None, **
         "committed": bool(run and run.committed),
         "elapsed_ms": round(run.elapsed_ms, 1) if run else 0,
         "message": message,
-        **extra,
     })
 
 

@@ -20,6 +20,8 @@ from bastion.access.decorators import requires
 from bastion.access.models import Action
 from bastion.access.policy import Resource, holds_in_connection
 from bastion.accounts.pending import keeps_input
+from bastion.audit.middleware import mark_audited
+from bastion.audit.models import Outcome
 from bastion.connections.errors import safe_message
 from bastion.connections.models import Connection
 from bastion.console import services
@@ -60,17 +62,22 @@ def _page(request: HttpRequest, connection: Connection, form: ConsoleForm, **ext
 def _initial_text(request: HttpRequest, connection: Connection) -> str:
     """What the editor starts with: a history entry or saved query asked for, else the user's draft."""
     user = request.user
-    if request.GET.get("history", "").isdigit():
-        entry = services.history(user, connection).filter(pk=int(request.GET["history"])).first()
+    if "history" in request.GET:
+        entry = services.history(user, connection).filter(pk=_id(request.GET["history"])).first()
         if entry is None:
             raise Http404("No such history entry.")
         return entry.text
-    if request.GET.get("saved", "").isdigit():
-        saved = services.visible_saved_queries(user, connection).filter(pk=int(request.GET["saved"])).first()
+    if "saved" in request.GET:
+        saved = services.visible_saved_queries(user, connection).filter(pk=_id(request.GET["saved"])).first()
         if saved is None:
             raise Http404("No such saved query.")
         return saved.text
     return services.draft_text(user, connection)
+
+
+def _id(text: str) -> int:
+    """A primary key from a URL parameter; 0 (no such row) for anything but plain ASCII digits."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 19 else 0
 
 
 @keeps_input
@@ -96,7 +103,7 @@ def console(request: HttpRequest, connection_id: int) -> HttpResponse:
         return _page(request, connection, form, unreachable=safe_message(exc))
     services.audit_run(request, "console.run", plan, run)
     services.remember_run(request.user, plan, run)
-    return _page(request, connection, form, plan=plan, run=run, status=_status(plan, run))
+    return mark_audited(_page(request, connection, form, plan=plan, run=run, status=_status(plan, run)))
 
 
 def _status(plan: Plan, run: Run) -> int:
@@ -107,9 +114,12 @@ def _status(plan: Plan, run: Run) -> int:
 
 def _explained(request: HttpRequest, connection: Connection, form: ConsoleForm, plan: Plan) -> HttpResponse:
     explained, problem = explain(plan)
-    services.audit_run(request, "console.explain", plan, None, explain_problem=problem.message if problem else "")
+    services.audit_run(request, "console.explain", plan, None,
+                       outcome=Outcome.FAILURE if problem and not plan.problem else None,
+                       message=problem.message if problem else None)
     status = 200 if problem is None else (403 if plan.problem is not None and plan.statements else 400)
-    return _page(request, connection, form, plan=plan, explained=explained, explain_problem=problem, status=status)
+    return mark_audited(_page(request, connection, form, plan=plan, explained=explained, explain_problem=problem,
+                              status=status))
 
 
 @require_POST
@@ -124,19 +134,21 @@ def download(request: HttpRequest, connection_id: int) -> HttpResponse:
     index, fmt = asked
     try:
         plan = plan_script(request.user, connection, form.cleaned_data["sql"])
-        statement = next((s for s in plan.statements if s.index == index), None)
-        reason = plan.problem.message if plan.problem else (
-            download_refusal(plan, statement) if statement else "There is no such statement.")
-        if reason is not None:
-            services.audit_run(request, "console.download", plan, None, refused=reason)
-            return _page(request, connection, form, download_problem=reason, status=403)
-        return stream_result(request, plan, statement, fmt)
-    except DBAPIError as exc:
-        problem = statement_problem(plan, exc, index)
-        services.audit_run(request, "console.download", plan, None, refused=problem.message)
-        return _page(request, connection, form, download_problem=problem.message, status=400)
     except UNREACHABLE as exc:
         return _page(request, connection, form, unreachable=safe_message(exc))
+    statement = next((s for s in plan.statements if s.index == index), None)
+    reason = plan.problem.message if plan.problem else (
+        download_refusal(plan, statement) if statement else "There is no such statement.")
+    if reason is not None:
+        services.audit_run(request, "console.download", plan, None, outcome=Outcome.DENIED, message=reason)
+        return mark_audited(_page(request, connection, form, download_problem=reason, status=403))
+    try:
+        return stream_result(request, plan, statement, fmt)
+    except DBAPIError as exc:
+        problem = statement_problem(plan, exc, index, shifted=True)
+        services.audit_run(request, "console.download", plan, None, outcome=Outcome.FAILURE,
+                           message=problem.message)
+        return _page(request, connection, form, download_problem=problem.message, status=400)
 
 
 @require_POST
