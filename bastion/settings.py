@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "bastion.access",
     "bastion.explorer",
     "bastion.console",
+    "bastion.schema_editor",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

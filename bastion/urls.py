@@ -12,6 +12,7 @@ urlpatterns = [
     path("audit/", include("bastion.audit.urls")),
     path("db/", include("bastion.explorer.urls")),
     path("db/", include("bastion.console.urls")),
+    path("db/", include("bastion.schema_editor.urls")),
     path("admin/users/", include("bastion.accounts.urls")),
     path("admin/roles/", include("bastion.access.urls")),
     path("admin/connections/", include("bastion.connections.urls")),

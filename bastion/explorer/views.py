@@ -150,6 +150,7 @@ def database(request: HttpRequest, connection_id: int) -> HttpResponse:
         "tables": [(name, table_url(connection.pk, schema, name), row_counts.get(name)) for name in tables],
         "views": [(name, table_url(connection.pk, schema, name)) for name in views],
         "can_query": check(request.user, Action.QUERY, Resource(connection.pk)),
+        "can_alter": check(request.user, Action.ALTER, Resource(connection.pk, chosen)),
     }
     return render(request, "explorer/database.html", context)
 
