@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.core.signals import request_finished
+from django.db import close_old_connections
 
 from bastion.access.models import Action, ColumnMode, MaskRule
 from bastion.access.roles import add_grant
@@ -408,7 +410,13 @@ def test_T33_a_refused_download_is_audited_as_denied(client, people):
 def test_T33_a_download_dropped_before_its_first_byte_is_audited_and_closed(client, people):
     response = download(signed(client, superuser()), people, f"SELECT id FROM {table(people, 'people')}")
     assert response.status_code == 200
-    response.close()  # what the server does when the client is gone before the body starts
+    # What the server does when the client is gone before the body starts. (Its request_finished signal
+    # would also close the test's database connection, as it does after every real request.)
+    request_finished.disconnect(close_old_connections)
+    try:
+        response.close()
+    finally:
+        request_finished.connect(close_old_connections)
     event = last_event("console.download")
     assert event.outcome == "failure" and event.details["rows"] == 0
 
