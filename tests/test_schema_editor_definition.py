@@ -45,6 +45,11 @@ DIALECTS: dict[str, Dialect] = {"sqlite": sqlite.dialect(), "postgresql": postgr
     ("sqlite", "SQLITE_master", "sqlite_"),
     ("sqlite", "", "required"),
     ("postgresql", "a\x00b", "NUL"),
+    ("mysql", "co\nl", "control characters"),  # MySQL reflection would drop such a column: grants miss it (T31)
+    ("sqlite", "tab\there", "control characters"),
+    ("postgresql", "bell\x07", "control characters"),
+    ("postgresql", "del\x7f", "control characters"),
+    ("postgresql", "c1\x85", "control characters"),
     ("mysql", 'x"; DROP TABLE t; --', None),
     ("postgresql", "a`b", None),
     ("sqlite", "[x]", None),
@@ -95,6 +100,8 @@ def test_defaults_are_parsed_into_the_value_they_stand_for(key, text, value):
 @pytest.mark.parametrize(("key", "text"), [
     ("integer", "1.5"), ("integer", "1; DROP TABLE t"), ("decimal", "NaN"), ("decimal", "Infinity"),
     ("float", "inf"), ("boolean", "perhaps"), ("json", "{"), ("binary", "00"), ("text", "a\x00b"),
+    ("decimal", "1E+1001"), ("decimal", "1E-1001"), ("decimal", "1E+99999999999999"),  # T28: refused unexpanded
+    ("json", "[" * 5000),  # deeper than Python's parser goes: a message, not a 500
 ])
 def test_defaults_that_do_not_fit_the_type_are_refused(key, text):
     with pytest.raises(ValueError):

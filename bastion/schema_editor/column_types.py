@@ -187,6 +187,10 @@ def size_problem(key: str, sizes: Sizes) -> str | None:
 
 
 # --- defaults --------------------------------------------------------------------------------------
+# The most digits any engine keeps in a decimal (PostgreSQL's numeric declares up to 1000).
+MAX_DECIMAL_DIGITS = 1000
+
+
 def parse_default(key: str, text: str, sizes: Sizes) -> Any:
     """The default typed for a column of type ``key``, as the value it stands for; ValueError says what is wrong."""
     column_type = BY_KEY[key]
@@ -207,6 +211,8 @@ def parse_default(key: str, text: str, sizes: Sizes) -> Any:
             raise ValueError("The default of a decimal column is a number such as 12.50.") from None
         if not value.is_finite():
             raise ValueError("The default of a decimal column is a finite number.")
+        if abs(value.adjusted()) > MAX_DECIMAL_DIGITS:  # before writing it out: 1E+999999999 has a billion digits
+            raise ValueError(f"The default of a decimal column has at most {MAX_DECIMAL_DIGITS} digits.")
         return Decimal(format(value, "f"))  # 1E+3 is written 1000
     if kind == DefaultKind.FLOAT:
         try:
@@ -226,7 +232,7 @@ def parse_default(key: str, text: str, sizes: Sizes) -> Any:
     if kind == DefaultKind.JSON:
         try:
             json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than Python parses
             raise ValueError("The default of a JSON column is a JSON value, such as {} or \"text\".") from None
         return text
     if column_type.size == Size.LENGTH and sizes.length is not None and len(text) > sizes.length:

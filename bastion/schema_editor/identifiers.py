@@ -8,6 +8,8 @@ names longer than 63 bytes), so that nothing runs with a name the user did not a
 
 from __future__ import annotations
 
+import unicodedata
+
 MAX_NAME_CHARACTERS = 1024  # a bound for the forms; SQLite has no limit of its own worth the name
 POSTGRESQL_MAX_BYTES = 63  # NAMEDATALEN - 1
 MYSQL_MAX_CHARACTERS = 64
@@ -18,8 +20,10 @@ def name_problem(name: str, dialect: str, *, table: bool) -> str | None:
     """Why ``name`` cannot name a new table (``table``) or column on ``dialect``; None when it can."""
     if not name:
         return "A name is required."
-    if "\x00" in name:
-        return "Names cannot contain the NUL character."
+    if any(unicodedata.category(char) == "Cc" for char in name):
+        # Line breaks break more than quoting: SQLAlchemy's MySQL reflection silently drops such a column,
+        # and what reflection cannot see, column grants cannot restrict (T31).
+        return "Names cannot contain control characters (line breaks, tabs, NUL and the like)."
     if len(name) > MAX_NAME_CHARACTERS:
         return f"Names are at most {MAX_NAME_CHARACTERS} characters long here."
     if dialect == "postgresql":
