@@ -372,8 +372,8 @@ class _GrantPolicy:
         ref = _table_ref(table, database)
         if not self._grants.may(Action.QUERY, ref):
             return DENY
-        if column == "":  # the table itself (count(*), EXISTS): the query grant is enough
-            return OK
+        if column == "":  # the table itself (count(*), EXISTS): a table the user holds no view grant in is
+            return _answer(self._grants.may(Action.VIEW, ref))  # one they cannot see at all
         # Masked and hidden columns are refused, never read as NULL: a NULL would look like data.
         return _answer(self._grants.column_mode(ref, column or "") == ColumnMode.VISIBLE)
 
