@@ -222,6 +222,7 @@ def table(request: HttpRequest, opened: OpenTable) -> HttpResponse:
         page_sizes=PAGE_SIZES,
         can_insert=info.editable and Action.INSERT in opened.access.actions and bool(opened.access.insertable),
         can_delete=info.editable and Action.DELETE in opened.access.actions,
+        can_drop=Action.DROP in opened.access.actions,
         offset_paging=info.key_kind == KeyKind.NONE,
     ))
 
