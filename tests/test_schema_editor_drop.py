@@ -19,7 +19,7 @@ from allauth.account.internal.userkit import user_id_to_str
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
-from bastion.access.models import Action
+from bastion.access.models import Action, ColumnMode
 from bastion.access.roles import add_grant
 from bastion.audit.models import AuditEvent, Outcome
 from bastion.connections import reflection
@@ -32,12 +32,12 @@ pytestmark = pytest.mark.django_db
 
 # --- helpers -------------------------------------------------------------------------------------------
 def make_user(t: Any, username: str, grants: list[tuple]) -> Any:
-    """A user with a password, in a role of their own holding ``grants``: (action, table, mode) prefixes."""
+    """A user with a password, in a role of their own holding ``grants``: (action, table, column, mode) prefixes."""
     role = Group.objects.create(name=f"role-{username}")
     for grant in grants:
-        action, table, mode = (*grant, "", "")[:3]
+        action, table, column, mode = (*grant, "", "", "")[:4]
         schema = (t.schema or "") if table else ""
-        add_grant(None, None, role, action, t.connection, schema, table, "", mode, "")
+        add_grant(None, None, role, action, t.connection, schema, table, column, mode, "")
     user = get_user_model().objects.create_user(username=username, password=STRONG_PASSWORD)
     user.groups.add(role)
     return user
@@ -289,3 +289,63 @@ def test_T37_a_referenced_table_lists_its_references_and_is_not_dropped(client, 
     assert count(t, "people") == 3 and count(t, "orders") == 1
     failures = AuditEvent.objects.filter(action__startswith="schema.table_")
     assert failures.count() == 2 and {e.outcome for e in failures} == {Outcome.FAILURE}
+
+
+# --- what would reach other tables is refused (security review) --------------------------------------------
+def narrow(t, table: str = "people"):
+    return make_user(t, "narrow", [(Action.DROP, table), (Action.VIEW, table)])
+
+
+@pytest.mark.parametrize("action", ["empty", "drop"])
+def test_T37_T31_sqlite_refuses_when_referring_tables_would_cascade(client, sqlite_target, action):  # noqa: F811
+    t = sqlite_target
+    people(t)
+    t.run("CREATE TABLE secret (id INTEGER PRIMARY KEY, person INTEGER REFERENCES people(id) ON DELETE CASCADE)",
+          "INSERT INTO secret VALUES (1, 1), (2, 2)")
+    c = signed(client, narrow(t))
+    assert "would also change other tables" in c.get(drop_url(t, "people")).content.decode()
+    response = c.post(drop_url(t, "people"), {"action": action, "name": "people"})
+    assert response.status_code == 400 and "would also change other tables" in problem_in(response.content.decode())
+    assert count(t, "secret") == 2 and count(t, "people") == 3
+
+
+def test_T37_sqlite_refuses_to_empty_a_table_whose_triggers_write_elsewhere(client, sqlite_target):  # noqa: F811
+    t = sqlite_target
+    people(t)
+    t.run("CREATE TABLE secret (id INTEGER PRIMARY KEY, v TEXT)", "INSERT INTO secret VALUES (1, 'a'), (2, 'b')",
+          "CREATE TRIGGER wipe AFTER DELETE ON people BEGIN DELETE FROM secret; END")
+    response = signed(client, narrow(t)).post(drop_url(t, "people"), {"action": "empty", "name": "people"})
+    assert response.status_code == 400
+    assert count(t, "secret") == 2 and count(t, "people") == 3
+
+
+def test_T37_postgresql_refuses_tables_with_inheriting_tables(client, postgresql_target):  # noqa: F811
+    t = postgresql_target
+    people(t)
+    t.run(f"CREATE TABLE {t.table('secret_child')} (extra TEXT) INHERITS ({t.table('people')})",
+          f"INSERT INTO {t.table('secret_child')} VALUES (10, 'x', 'private')")  # noqa: S608
+    c = signed(client, narrow(t))
+    for action in ("empty", "drop"):
+        assert c.post(drop_url(t, "people"), {"action": action, "name": "people"}).status_code == 400
+    assert count(t, "secret_child") == 1 and "people" in tables(t)
+
+
+def test_T37_postgresql_refuses_partitioned_tables(client, postgresql_target):  # noqa: F811
+    t = postgresql_target
+    t.run(f"CREATE TABLE {t.table('p')} (id INTEGER, v TEXT) PARTITION BY RANGE (id)",
+          f"CREATE TABLE {t.table('p_secret')} PARTITION OF {t.table('p')} FOR VALUES FROM (0) TO (100)",
+          f"INSERT INTO {t.table('p')} VALUES (1, 'a')")  # noqa: S608
+    response = signed(client, narrow(t, "p")).post(drop_url(t, "p"), {"action": "drop", "name": "p"})
+    assert response.status_code == 400
+    assert {"p", "p_secret"} <= set(tables(t))
+
+
+def test_T31_a_reference_by_a_hidden_column_is_counted_not_named(client, target):  # noqa: F811
+    t = target
+    people(t)
+    t.run(f"CREATE TABLE {t.table('orders')} (id INTEGER PRIMARY KEY, secret_person_col INTEGER, "
+          f"FOREIGN KEY (secret_person_col) REFERENCES {t.table('people')} (id))")
+    user = make_user(t, "colhidden", [(Action.DROP, "people"), (Action.VIEW, "people"), (Action.VIEW, "orders"),
+                                      (Action.VIEW, "orders", "secret_person_col", ColumnMode.HIDDEN)])
+    body = signed(client, user).get(drop_url(t, "people")).content.decode()
+    assert "secret_person_col" not in body and "1 other reference" in body

@@ -27,14 +27,14 @@ import pymysql
 from django.conf import settings
 from django.http import HttpRequest
 from sqlalchemy import Connection as SAConnection
-from sqlalchemy import MetaData, Table, delete, literal_column, select
+from sqlalchemy import MetaData, Table, delete, literal_column, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.schema import DropTable, DropView, ExecutableDDLElement
 from sqlalchemy.sql import Executable
 
-from bastion.access.models import Action
-from bastion.access.policy import Resource, check, visible_tables
+from bastion.access.models import Action, ColumnMode
+from bastion.access.policy import Resource, check, column_modes, visible_tables
 from bastion.audit.models import Outcome
 from bastion.audit.services import record
 from bastion.connections import limits, reflection
@@ -95,6 +95,7 @@ class Plan:
     count: RowCount | None  # None: could not be counted in time
     references: tuple[Reference, ...]
     hidden_references: int  # foreign keys of tables the user may not see: counted, never named
+    blocked: dict[str, str]  # action -> why it cannot run here: it would reach other tables (reaches_further)
 
 
 def actions_for(info: TableInfo) -> list[str]:
@@ -154,8 +155,12 @@ def references(user: Any, info: TableInfo) -> tuple[tuple[Reference, ...], int]:
         same = fk["schema"] == info.schema and fk["table"] == info.name
         if same:
             continue  # a self-reference goes with the table
-        if visible_tables(user, info.connection.pk, fk["schema"], [fk["table"]]):
-            shown.append(Reference(fk["schema"], fk["table"], fk["name"], tuple(fk["constrained_columns"])))
+        columns = tuple(fk["constrained_columns"])
+        seen = visible_tables(user, info.connection.pk, fk["schema"], [fk["table"]]) and all(
+            view.mode == ColumnMode.VISIBLE
+            for view in column_modes(user, info.connection.pk, fk["schema"], fk["table"], columns).values())
+        if seen:  # a reference by a column the user may not see is counted, never named (T31)
+            shown.append(Reference(fk["schema"], fk["table"], fk["name"], columns))
         else:
             hidden += 1
     return tuple(shown), hidden
@@ -167,9 +172,50 @@ def plan(user: Any, info: TableInfo) -> Plan:
         raise NotPermitted("You may not drop this table.")
     with get_engine(info.connection).connect() as conn:
         statements = {action: statement_sql(info, action, conn.dialect) for action in actions_for(info)}
+        blocked = {action: why for action in statements if (why := reaches_further(conn, info, action))}
+        conn.rollback()
         count = _count(conn, info)
     shown, hidden = references(user, info)
-    return Plan(info, statements, count, shown, hidden)
+    return Plan(info, statements, count, shown, hidden, blocked)
+
+
+# Where dropping or emptying one table would also change others (which the user may not even see):
+# SQLite runs the ON DELETE rules of referring tables and the table's DELETE triggers for both DROP
+# and DELETE; PostgreSQL's TRUNCATE and DROP reach inheriting tables and partitions, and TRUNCATE runs
+# the table's triggers. Bastion refuses these cases rather than change tables nobody confirmed.
+_SQLITE_TRIGGERS = text("SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = :table")
+_PG_CHILDREN = text(
+    "SELECT count(*) FROM pg_inherits WHERE inhparent = "
+    "to_regclass(format('%I.%I', coalesce(CAST(:schema AS text), current_schema()), CAST(:table AS text)))")
+_PG_TRIGGERS = text(
+    "SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal AND tgrelid = "
+    "to_regclass(format('%I.%I', coalesce(CAST(:schema AS text), current_schema()), CAST(:table AS text)))")
+REACHES_FURTHER = ("Bastion does not drop or empty this table: doing so would also change other tables "
+                   "({why}). Remove that first, or use a database tool where you see everything it touches.")
+
+
+def reaches_further(conn: SAConnection, info: TableInfo, action: str) -> str | None:
+    """Why ``action`` on ``info`` would change more than ``info`` on this engine; None when it would not.
+
+    Triggers matter only for emptying: SQLite's implicit delete on DROP TABLE fires none, PostgreSQL's
+    DROP none either."""
+    if info.is_view:
+        return None
+    names = {"schema": info.schema, "table": info.name}
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        referring = [fk for fk in reflection.referencing_foreign_keys(info.connection, info.schema, info.name)
+                     if (fk["schema"], fk["table"]) != (info.schema, info.name)]
+        if referring:
+            return REACHES_FURTHER.format(why="other tables refer to it, and SQLite would run their ON DELETE rules")
+        if action == EMPTY and conn.execute(_SQLITE_TRIGGERS, {"table": info.name}).scalar_one():
+            return REACHES_FURTHER.format(why="it has triggers, which SQLite would run for every row")
+    elif dialect == "postgresql":
+        if conn.execute(_PG_CHILDREN, names).scalar_one():
+            return REACHES_FURTHER.format(why="tables inherit from it or are its partitions")
+        if action == EMPTY and conn.execute(_PG_TRIGGERS, names).scalar_one():
+            return REACHES_FURTHER.format(why="it has triggers, which emptying it would run")
+    return None
 
 
 def definition(info: TableInfo) -> dict[str, Any]:
@@ -266,6 +312,9 @@ def _run(conn: SAConnection, request: HttpRequest | None, user: Any, info: Table
         if conn.dialect.name == "sqlite":
             # Python's sqlite3 would commit DDL at once; an explicit BEGIN makes it part of the transaction.
             conn.exec_driver_sql("BEGIN IMMEDIATE")
+        blocked = reaches_further(conn, info, action)  # inside the transaction: nothing changes in between
+        if blocked is not None:
+            raise Refused(blocked)
         with limits.statement_time_limit(conn, settings.EXPLORER_QUERY_TIMEOUT):
             result = conn.execute(statement(info, action, conn.dialect))
         if action == EMPTY and conn.dialect.name == "sqlite" and result.rowcount is not None \
