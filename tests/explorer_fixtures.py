@@ -102,6 +102,19 @@ def _user(username: str, *roles: Group) -> Any:
     return user
 
 
+def granted_user(t: Any, username: str, grants: list[tuple], password: str | None = None) -> Any:
+    """A user in a role of their own holding ``grants`` on ``t``: (action, table, column, mode, rule) prefixes;
+    an empty table is the whole connection."""
+    role = _role(f"role-{username}")
+    for grant in grants:
+        action, table, column, mode, rule = (*grant, "", "", "", "")[:5]
+        schema = (t.schema or "") if table else ""
+        add_grant(None, None, role, action, t.connection, schema, table, column, mode, rule)
+    user = get_user_model().objects.create_user(username=username, password=password)
+    user.groups.add(role)
+    return user
+
+
 def clerk(t: Any, table: str = "people") -> Any:
     role = _role("clerks")
     schema = t.schema or ""

@@ -9,7 +9,6 @@ from html import unescape
 from typing import Any
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.signals import request_finished
 from django.db import close_old_connections
@@ -19,7 +18,7 @@ from bastion.access.roles import add_grant
 from bastion.audit.models import AuditEvent
 from bastion.console.models import Draft, HistoryEntry, SavedQuery
 from tests.engines import mysql_target, postgresql_target, sqlite_target, target  # noqa: F401
-from tests.explorer_fixtures import people_table, rows, superuser
+from tests.explorer_fixtures import granted_user, people_table, rows, superuser
 
 pytestmark = pytest.mark.django_db
 
@@ -27,15 +26,7 @@ REFUSED = 'class="notice error"'
 
 
 def make_user(t: Any, username: str, grants: list[tuple]) -> Any:
-    """A user in a role of their own holding ``grants``: (action, table, column, mode, rule) prefixes."""
-    role = Group.objects.create(name=f"role-{username}")
-    for grant in grants:
-        action, table, column, mode, rule = (*grant, "", "", "", "")[:5]
-        schema = (t.schema or "") if table else ""
-        add_grant(None, None, role, action, t.connection, schema, table, column, mode, rule)
-    user = get_user_model().objects.create_user(username=username, password=None)
-    user.groups.add(role)
-    return user
+    return granted_user(t, username, grants)
 
 
 def querier(t: Any) -> Any:

@@ -27,7 +27,7 @@ from bastion.explorer.schema import KeyKind, resolve_table
 from bastion.schema_editor import services
 from bastion.schema_editor.definition import ForeignKeySpec, TableSpec
 from tests.engines import mysql_target, postgresql_target, sqlite_target, target  # noqa: F401
-from tests.explorer_fixtures import rows
+from tests.explorer_fixtures import granted_user, rows
 
 pytestmark = pytest.mark.django_db
 
@@ -36,15 +36,7 @@ CREATED = services.TABLE_CREATED
 
 # --- helpers -------------------------------------------------------------------------------------------
 def make_user(t: Any, username: str, grants: list[tuple]) -> Any:
-    """A user in a role of their own holding ``grants``: (action, table, column, mode, rule) prefixes."""
-    role = Group.objects.create(name=f"role-{username}")
-    for grant in grants:
-        action, table, column, mode, rule = (*grant, "", "", "", "")[:5]
-        schema = (t.schema or "") if table else ""
-        add_grant(None, None, role, action, t.connection, schema, table, column, mode, rule)
-    user = get_user_model().objects.create_user(username=username, password=None)
-    user.groups.add(role)
-    return user
+    return granted_user(t, username, grants)
 
 
 def builder(t: Any, username: str = "builder") -> Any:

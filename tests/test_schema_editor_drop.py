@@ -16,31 +16,22 @@ from urllib.parse import urlencode
 
 import pytest
 from allauth.account.internal.userkit import user_id_to_str
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 
 from bastion.access.models import Action, ColumnMode
-from bastion.access.roles import add_grant
 from bastion.audit.models import AuditEvent, Outcome
 from bastion.connections import reflection
 from bastion.schema_editor import drop
 from tests.conftest import STRONG_PASSWORD
 from tests.engines import HOSTILE, postgresql_target, sqlite_target, target  # noqa: F401
+from tests.explorer_fixtures import granted_user
 
 pytestmark = pytest.mark.django_db
 
 
 # --- helpers -------------------------------------------------------------------------------------------
 def make_user(t: Any, username: str, grants: list[tuple]) -> Any:
-    """A user with a password, in a role of their own holding ``grants``: (action, table, column, mode) prefixes."""
-    role = Group.objects.create(name=f"role-{username}")
-    for grant in grants:
-        action, table, column, mode = (*grant, "", "", "")[:4]
-        schema = (t.schema or "") if table else ""
-        add_grant(None, None, role, action, t.connection, schema, table, column, mode, "")
-    user = get_user_model().objects.create_user(username=username, password=STRONG_PASSWORD)
-    user.groups.add(role)
-    return user
+    """A user with a password (re-authentication needs one), holding ``grants`` (see granted_user)."""
+    return granted_user(t, username, grants, STRONG_PASSWORD)
 
 
 def dropper(t: Any, username: str = "dropper") -> Any:

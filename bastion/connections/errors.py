@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+import psycopg
 from cryptography.fernet import InvalidToken
 from sqlalchemy import exc as sa_exc
 
@@ -75,3 +76,12 @@ def safe_message(exc: BaseException, secrets: Iterable[str] = ()) -> str:
     if isinstance(exc, TimeoutError):
         return "The server did not answer in time."
     return one_line(text, secrets) or "The connection failed."
+
+
+def engine_reason(exc: BaseException) -> str:
+    """Why the database refused a statement, in one line: PostgreSQL's primary message alone (its LINE,
+    HINT and CONTEXT lines quote the SQL), otherwise ``safe_message``."""
+    original = getattr(exc, "orig", None)
+    if isinstance(original, psycopg.Error) and original.diag.message_primary:
+        return one_line(original.diag.message_primary)
+    return safe_message(exc)

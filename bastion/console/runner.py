@@ -32,7 +32,7 @@ from bastion.access.models import ColumnMode
 from bastion.access.policy import VISIBLE
 from bastion.connections import limits, reflection
 from bastion.connections.engines import get_engine
-from bastion.connections.errors import one_line, safe_message
+from bastion.connections.errors import engine_reason
 from bastion.connections.models import Connection
 from bastion.console.analysis import AnalysisError, Kind, Statement, analyse, line_and_column
 from bastion.console.authorize import refusal
@@ -305,9 +305,7 @@ def _engine_reason(exc: DBAPIError, discreet: bool) -> str:
     reason = user_error_text(exc)
     if reason is not None:
         return generic_reason(exc) if discreet else reason
-    if isinstance(exc.orig, psycopg.Error) and exc.orig.diag.message_primary:
-        return one_line(exc.orig.diag.message_primary)  # without LINE, HINT and CONTEXT, which quote SQL
-    return safe_message(exc)
+    return engine_reason(exc)
 
 
 def _discreet(plan: Plan, statement: Statement) -> bool:

@@ -40,7 +40,7 @@ from bastion.audit.services import record
 from bastion.connections import limits, reflection
 from bastion.connections.counts import RowCount, bounded_count
 from bastion.connections.engines import get_engine
-from bastion.connections.errors import one_line, safe_message
+from bastion.connections.errors import engine_reason, safe_message
 from bastion.explorer.schema import TableInfo
 
 DROP, EMPTY = "drop", "empty"
@@ -263,8 +263,7 @@ def _failure_message(exc: DBAPIError) -> str:
     if isinstance(original, psycopg.Error):
         if original.sqlstate in _PG_DEPENDENTS:
             return DEPENDENTS
-        primary = original.diag.message_primary
-        return f"The database refused the statement: {one_line(primary) if primary else safe_message(exc)}"
+        return f"The database refused the statement: {engine_reason(exc)}"
     if isinstance(original, pymysql.MySQLError) and original.args and original.args[0] in _MYSQL_DEPENDENTS:
         return DEPENDENTS
     text = safe_message(exc)

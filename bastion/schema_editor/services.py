@@ -37,7 +37,7 @@ from bastion.audit.models import Outcome
 from bastion.audit.services import record
 from bastion.connections import limits, reflection
 from bastion.connections.engines import get_engine
-from bastion.connections.errors import one_line, safe_message
+from bastion.connections.errors import engine_reason, one_line, safe_message
 from bastion.connections.models import Connection
 from bastion.explorer.schema import TableNotFound, dialect_name, resolve_table
 from bastion.schema_editor import definition
@@ -245,9 +245,7 @@ def _failure_message(exc: DBAPIError) -> str:
     if isinstance(original, psycopg.Error):
         if original.sqlstate in _PG_DUPLICATE_OBJECT:
             return NAME_TAKEN
-        # The primary message only: psycopg's text adds the statement's line with a caret.
-        primary = original.diag.message_primary
-        return f"The database refused the table: {one_line(primary) if primary else safe_message(exc)}"
+        return f"The database refused the table: {engine_reason(exc)}"
     if isinstance(original, pymysql.MySQLError) and original.args and original.args[0] == _MYSQL_TABLE_EXISTS:
         return NAME_TAKEN
     text = safe_message(exc)
