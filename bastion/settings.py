@@ -140,6 +140,9 @@ CONSOLE_MAX_ROWS = CONF["console_max_rows"]
 CONSOLE_MAX_RESULT_BYTES = CONF["console_max_result_mb"] * 1024 * 1024
 CONSOLE_DOWNLOAD_TIMEOUT = CONF["console_download_timeout"]
 CONSOLE_HISTORY = CONF["console_history"]
+SCHEMA_APPROVAL_SECONDS = CONF["approval_hours"] * 3600
+DROP_SNAPSHOT_MAX_ROWS = CONF["drop_snapshot_max_rows"]
+DROP_SNAPSHOT_MAX_BYTES = CONF["drop_snapshot_max_mb"] * 1024 * 1024
 
 # --- accounts and passwords (T11, T13) --------------------------------------
 AUTH_USER_MODEL = "accounts.User"

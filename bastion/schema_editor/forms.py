@@ -32,14 +32,14 @@ MORE_ROWS = 3  # rows a "More ..." button adds
 COLUMNS_PREFIX, KEYS_PREFIX = "columns", "keys"
 
 
-def _name_field(label: str) -> forms.CharField:
+def name_field(label: str) -> forms.CharField:
     # Not stripped: spaces are part of a name the engine accepts; rules per engine in identifiers.py.
     return forms.CharField(label=label, strip=False, max_length=MAX_NAME_CHARACTERS,
                            widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}))
 
 
 class TableNameForm(forms.Form):
-    name = _name_field("Table name")
+    name = name_field("Table name")
 
     def __init__(self, *args: Any, dialect: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -54,7 +54,7 @@ class TableNameForm(forms.Form):
 
 
 class ColumnForm(forms.Form):
-    name = _name_field("Name")
+    name = name_field("Name")
     type = forms.ChoiceField(label="Type", initial=DEFAULT_TYPE)
     size = forms.CharField(label="Size", required=False, max_length=40,
                            widget=forms.TextInput(attrs={"class": "size", "autocomplete": "off",
@@ -102,7 +102,7 @@ class ColumnForm(forms.Form):
 
 
 class ForeignKeyForm(forms.Form):
-    column = _name_field("Column")
+    column = name_field("Column")
     referred_table = forms.ChoiceField(label="Refers to table")
     referred_column = forms.CharField(label="Its column", required=False, strip=False,
                                       max_length=MAX_NAME_CHARACTERS,

@@ -99,7 +99,7 @@ def may_create(user: Any, connection: Connection, schema: str | None) -> bool:
     return check(user, Action.ALTER, schema_resource(connection.pk, schema))
 
 
-def _connected_dialect(connection: Connection) -> Any:
+def connected_dialect(connection: Connection) -> Any:
     # Compile with a dialect that has met its server: some renderings (MySQL backslash escapes, PostgreSQL
     # standard_conforming_strings) are settled at the first connection of the engine.
     with get_engine(connection).connect() as conn:
@@ -113,7 +113,7 @@ def editor_for(user: Any, connection: Connection, schema: str | None) -> Editor:
     """
     if schema is not None and schema not in reflection.schema_names(connection):
         raise LookupError(schema)
-    return Editor(connection, schema, _connected_dialect(connection), referable_tables(user, connection, schema))
+    return Editor(connection, schema, connected_dialect(connection), referable_tables(user, connection, schema))
 
 
 def referable_tables(user: Any, connection: Connection, schema: str | None) -> list[str]:
@@ -136,7 +136,7 @@ def table_name_problem(user: Any, connection: Connection, schema: str | None, na
     return NAME_TAKEN
 
 
-def _resolve_foreign_key(user: Any, connection: Connection, schema: str | None, fk: ForeignKeySpec) -> \
+def resolve_foreign_key(user: Any, connection: Connection, schema: str | None, fk: ForeignKeySpec) -> \
         tuple[ForeignKeySpec | None, str | None]:
     """``fk`` with its referred column named, or a problem. Only tables the user may view and key columns they
     see in clear can be referred to; anything else reads as not there (T31)."""
@@ -179,7 +179,7 @@ def vet(user: Any, connection: Connection, spec: TableSpec) -> TableSpec:
     for number, fk in enumerate(spec.foreign_keys, start=1):
         if not fk.referred_table:
             continue  # reported by definition.problems
-        fk_resolved, problem = _resolve_foreign_key(user, connection, spec.schema, fk)
+        fk_resolved, problem = resolve_foreign_key(user, connection, spec.schema, fk)
         if problem:
             found.append(f"Foreign key {number}: {problem}")
         elif fk_resolved is not None:
@@ -196,7 +196,7 @@ def prepare(user: Any, connection: Connection, spec: TableSpec, dialect: Any = N
     checked = vet(user, connection, spec)
     table = definition.build_table(checked, dialect_name(connection))
     try:
-        sql = definition.create_table_sql(table, dialect or _connected_dialect(connection))
+        sql = definition.create_table_sql(table, dialect or connected_dialect(connection))
     except SQLAlchemyError as exc:  # a definition SQLAlchemy cannot write for this engine
         raise DefinitionRefused([f"This definition cannot be written for this database: {one_line(str(exc))}"]) \
             from None

@@ -1,0 +1,490 @@
+"""Altering an existing table: what the structure page shows, the checks, the preview and the run (T02, T20, T33).
+
+``structure`` lists what the user may see of a table (columns, indexes, foreign keys;
+anything that involves a hidden column is left out). ``plan`` checks one change
+against the live table and the user's grants and renders its statements with
+Alembic; ``run`` trusts nothing from the view: inside one transaction (PostgreSQL,
+SQLite; the SQLite file is locked by BEGIN IMMEDIATE) it reflects the table again,
+checks the change again, renders it again and runs it only when that is exactly the
+preview the user confirmed (the signed token), then writes the audit event before
+the commit. MySQL/MariaDB commit each ALTER by themselves: every change offered there
+is a single statement, audited right after it ran.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import psycopg
+import pymysql
+from django.conf import settings
+from django.core import signing
+from django.http import HttpRequest
+from sqlalchemy import Connection as SAConnection
+from sqlalchemy import ForeignKeyConstraint, MetaData, Table, event, inspect, text
+from sqlalchemy.exc import DBAPIError, NoSuchTableError, SQLAlchemyError
+from sqlglot.dialects.sqlite import SQLite
+from sqlglot.parser import Parser
+from sqlglot.tokens import TokenType
+
+from bastion.access.models import Action, ColumnMode
+from bastion.access.policy import Resource, check, column_modes, visible_tables
+from bastion.audit.models import Outcome
+from bastion.audit.services import record
+from bastion.connections import limits, reflection
+from bastion.connections.engines import get_engine
+from bastion.connections.errors import engine_reason, one_line, safe_message
+from bastion.explorer.schema import TableInfo
+from bastion.schema_editor import alterations, column_types, drop, services
+from bastion.schema_editor.alterations import (
+    AddColumn,
+    AddForeignKey,
+    AddIndex,
+    AlterColumn,
+    Change,
+    DropColumn,
+    DropForeignKey,
+    DropIndex,
+    RenameColumn,
+    RenameTable,
+)
+from bastion.schema_editor.definition import ForeignKeySpec, column_problems
+from bastion.schema_editor.identifiers import column_key, name_problem
+
+TABLE_ALTERED = "schema.table_altered"
+PREVIEW_SALT = "bastion.schema_editor.alter"
+NO_SUCH_COLUMN = "There is no such column in this table."
+NAME_TAKEN = "This name cannot be used here; choose another."
+
+
+class NotPermitted(Exception):
+    """The user may not alter this table."""
+
+
+class Refused(Exception):
+    """The change cannot be made as asked; ``str()`` says why. Nothing ran."""
+
+
+class PreviewMismatch(Exception):
+    """What would run now is not the preview the user confirmed (the table or the form changed, or expired)."""
+
+
+class AlterFailed(Exception):
+    """The database refused; ``str()`` is a short message safe to show. Nothing was changed (MySQL: see module)."""
+
+
+@dataclass(frozen=True)
+class ShownIndex:
+    name: str
+    columns: tuple[str, ...]
+    unique: bool
+    unique_constraint: bool
+
+
+@dataclass(frozen=True)
+class ShownForeignKey:
+    number: int  # 1-based position among the table's foreign keys: how the form names one (SQLite's are unnamed)
+    name: str | None
+    columns: tuple[str, ...]
+    referred_schema: str | None
+    referred_table: str
+    referred_columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Structure:
+    """What the structure page shows of one table: only what the user may see."""
+
+    info: TableInfo
+    columns: tuple[str, ...]  # the user may see them (clear or masked)
+    indexes: tuple[ShownIndex, ...]
+    foreign_keys: tuple[ShownForeignKey, ...]
+    hidden_columns: int
+    referable_tables: list[str]
+
+
+@dataclass(frozen=True)
+class Planned:
+    change: Change
+    current: Table  # the table as reflected for this plan
+    statements: list[str]
+    copies_table: bool  # SQLite rebuilds the table (copy, drop, rename)
+    dropped_indexes: list[str]
+
+
+# --- permission and what may be seen --------------------------------------------------------------------
+def may_alter(user: Any, info: TableInfo) -> bool:
+    return not info.is_view and check(user, Action.ALTER, Resource(info.connection.pk, info.schema, info.name)) \
+        and bool(visible_tables(user, info.connection.pk, info.schema, [info.name]))
+
+
+def _seen_columns(user: Any, info: TableInfo, names: list[str]) -> list[str]:
+    views = column_modes(user, info.connection.pk, info.schema, info.name, names)
+    return [name for name in names if views[name].mode != ColumnMode.HIDDEN]
+
+
+def _unique_constraint_names(info: TableInfo) -> set[str]:
+    if info.dialect != "postgresql":
+        return set()  # MySQL's UNIQUE keys are indexes; SQLite's automatic ones are not listed
+    with get_engine(info.connection).connect() as conn:
+        return {str(u["name"]) for u in inspect(conn).get_unique_constraints(info.name, schema=info.schema)
+                if u.get("name")}
+
+
+def structure(user: Any, info: TableInfo) -> Structure:
+    """The table as the user may see it; NotPermitted when they may not alter it."""
+    if not may_alter(user, info):
+        raise NotPermitted("You may not change this table.")
+    seen = _seen_columns(user, info, info.column_names)
+    visible = set(seen)
+    constraint_indexes = _unique_constraint_names(info)
+    indexes = tuple(
+        ShownIndex(index["name"], tuple(index["columns"]), bool(index["unique"]), index["name"] in constraint_indexes)
+        for index in reflection.indexes(info.connection, info.schema, info.name)
+        if index["name"] and index["columns"] and set(index["columns"]) <= visible)
+    keys = tuple(
+        ShownForeignKey(number, fk["name"], tuple(fk["constrained_columns"]), fk["referred_schema"],
+                        fk["referred_table"], tuple(fk["referred_columns"]))
+        for number, fk in enumerate(reflection.foreign_keys(info.connection, info.schema, info.name), start=1)
+        if set(fk["constrained_columns"]) <= visible)
+    return Structure(info, tuple(seen), indexes, keys, len(info.columns) - len(seen),
+                     services.referable_tables(user, info.connection, info.schema))
+
+
+# --- the live table ---------------------------------------------------------------------------------------
+_SQLITE_KEY_ACTIONS = text(
+    "SELECT id, on_update, on_delete FROM pragma_foreign_key_list(:table) GROUP BY id ORDER BY id")
+_SQLITE_TABLE_SQL = text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = :table")
+_SQLITE_TRIGGERS = text("SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = :table")
+
+
+def reflect(conn: SAConnection, info: TableInfo) -> Table:
+    """The table as the database holds it now, read on ``conn`` (inside the caller's transaction)."""
+    try:
+        table = Table(info.name, MetaData(), schema=info.schema, autoload_with=conn)
+    except NoSuchTableError:
+        raise Refused("This table no longer exists.") from None
+    if conn.dialect.name == "sqlite":
+        _sqlite_complete(conn, table)
+    return table
+
+
+def _sqlite_complete(conn: SAConnection, table: Table) -> None:
+    """What SQLAlchemy's SQLite reflection leaves out and a rebuild must keep: foreign key actions written
+    beside a column (``REFERENCES p ON DELETE CASCADE``) and AUTOINCREMENT."""
+    actions = conn.execute(_SQLITE_KEY_ACTIONS, {"table": table.name}).all()
+    keys = [c for c in table.constraints if isinstance(c, ForeignKeyConstraint)]
+    if len(actions) == len(keys):
+        # PRAGMA foreign_key_list numbers keys from the last one written; SQLAlchemy lists them in the same
+        # order as the pragma (it reads the keys from it), so they pair up one by one.
+        for constraint, (_id, on_update, on_delete) in zip(keys, actions, strict=True):
+            constraint.ondelete = None if on_delete == "NO ACTION" else on_delete
+            constraint.onupdate = None if on_update == "NO ACTION" else on_update
+    sql = conn.execute(_SQLITE_TABLE_SQL, {"table": table.name}).scalar_one_or_none() or ""
+    table.info["sqlite_autoincrement"] = any(t.token_type == TokenType.AUTO_INCREMENT for t in _tokens(sql))
+    table.info["sqlite_sql"] = sql
+
+
+def _tokens(sql: str) -> list[Any]:
+    return SQLite().tokenize(sql)
+
+
+_NOT_COMPARED = {TokenType.STRING, TokenType.NUMBER, TokenType.L_PAREN, TokenType.R_PAREN, TokenType.COMMA,
+                 TokenType.SEMICOLON, *Parser.TYPE_TOKENS}
+
+
+def _words(sql: str) -> Counter[str]:
+    tokens = _tokens(sql)
+    words: Counter[str] = Counter(t.text.upper() for t in tokens[3:] if t.token_type not in _NOT_COMPARED)
+    return words  # tokens[:3]: CREATE TABLE <name> (the rebuilt copy has another name)
+
+
+def sqlite_rebuild_problem(conn: SAConnection, info: TableInfo, current: Table) -> str | None:
+    """Why SQLite cannot rebuild ``current`` safely; None when it can.
+
+    A rebuild drops the table: SQLite would run the ON DELETE rules of tables that refer
+    to it and lose its triggers, and any part of the definition that SQLAlchemy does not
+    reflect (COLLATE, generated columns, WITHOUT ROWID, STRICT, ...) would be lost. The
+    definition is compared word for word with a rebuild that changes nothing.
+    """
+    referring = [fk for fk in reflection.referencing_foreign_keys(info.connection, info.schema, info.name)
+                 if (fk["schema"], fk["table"]) != (info.schema, info.name)]
+    if referring:
+        return ("SQLite has to rebuild this table for this change, and other tables refer to it: dropping the old "
+                "copy would run their ON DELETE rules. Nothing was changed.")
+    if conn.execute(_SQLITE_TRIGGERS, {"table": info.name}).scalar_one():
+        return ("SQLite has to rebuild this table for this change, and its triggers would be lost. Nothing was "
+                "changed.")
+    lost = _words(current.info.get("sqlite_sql", "")) - _words(alterations.rebuilt_definition(current, conn.dialect))
+    if lost:
+        listed = ", ".join(sorted(lost))
+        return (f"SQLite has to rebuild this table for this change, and Bastion cannot carry over every part of its "
+                f"definition ({one_line(listed, limit=200)}). Nothing was changed.")
+    return None
+
+
+# --- checks ---------------------------------------------------------------------------------------------
+def _column_of(user: Any, info: TableInfo, current: Table, name: str) -> str:
+    """``name`` if the table has that column and the user may see it (a hidden one reads as missing)."""
+    if name not in current.c or not _seen_columns(user, info, [name]):
+        raise Refused(NO_SUCH_COLUMN)
+    return name
+
+
+def _new_column_name(user: Any, info: TableInfo, current: Table, name: str) -> None:
+    problem = name_problem(name, info.dialect, table=False)
+    if problem:
+        raise Refused(problem)
+    wanted = column_key(name, info.dialect)
+    taken = [c.name for c in current.c if column_key(c.name, info.dialect) == wanted]
+    if taken:
+        raise Refused(f"The table already has a column “{taken[0]}”." if _seen_columns(user, info, taken)
+                      else NAME_TAKEN)
+
+
+def vet(user: Any, info: TableInfo, current: Table, change: Change) -> Change:
+    """``change`` checked against the live table and the user's grants (Refused otherwise); foreign keys come
+    back with their referred column named."""
+    dialect = info.dialect
+    if isinstance(change, AddColumn):
+        spec = change.column
+        if spec.primary_key or spec.autoincrement:
+            raise Refused("A column added to a table cannot be its primary key here.")
+        problems = column_problems(spec, dialect)
+        if problems:
+            raise Refused(" ".join(problems))
+        _new_column_name(user, info, current, spec.name)
+    elif isinstance(change, RenameColumn):
+        _column_of(user, info, current, change.column)
+        if change.new_name == change.column:
+            raise Refused("The new name is the column's name already.")
+        _new_column_name(user, info, current, change.new_name)
+    elif isinstance(change, DropColumn):
+        _column_of(user, info, current, change.column)
+        if len(current.c) == 1:
+            raise Refused("This is the table's only column: drop the table instead.")
+    elif isinstance(change, AlterColumn):
+        _vet_alter_column(user, info, current, change)
+    elif isinstance(change, RenameTable):
+        problem = name_problem(change.new_name, dialect, table=True) or services.table_name_problem(
+            user, info.connection, info.schema, change.new_name)
+        if problem:
+            raise Refused(problem)
+    elif isinstance(change, AddIndex):
+        _vet_add_index(user, info, current, change)
+    elif isinstance(change, DropIndex):
+        found = next((index for index in structure(user, info).indexes if index.name == change.name), None)
+        if found is None:
+            raise Refused("There is no such index on this table.")
+        return replace(change, unique_constraint=found.unique_constraint)
+    elif isinstance(change, AddForeignKey):
+        return _vet_add_foreign_key(user, info, current, change)
+    elif isinstance(change, DropForeignKey):
+        shown = {(fk.name, fk.columns) for fk in structure(user, info).foreign_keys}
+        if (change.name, change.columns) not in shown:
+            raise Refused("There is no such foreign key on this table.")
+    return change
+
+
+def _vet_alter_column(user: Any, info: TableInfo, current: Table, change: AlterColumn) -> None:
+    column = current.c[_column_of(user, info, current, change.column)]
+    if change.changes_nothing:
+        raise Refused("Choose what to change: the type, NULL or the default.")
+    if change.type:
+        kind = column_types.BY_KEY.get(change.type)
+        if kind is None or info.dialect not in kind.dialects:
+            raise Refused("Choose one of the listed types.")
+        problem = column_types.size_problem(change.type, change.sizes)
+        if problem:
+            raise Refused(problem)
+    if change.nullable and column.primary_key:
+        raise Refused("A primary key column cannot allow NULL.")
+    if change.default not in (alterations.KEEP, None):
+        if column.autoincrement is True and column.primary_key:
+            raise Refused("An autoincrement column takes no default.")
+        try:
+            column_types.parse_default(change.type or alterations.type_key_of(column), change.default, change.sizes)
+        except ValueError as exc:
+            raise Refused(str(exc)) from None
+
+
+MAX_INDEX_COLUMNS = 16
+
+
+def _vet_add_index(user: Any, info: TableInfo, current: Table, change: AddIndex) -> None:
+    problem = name_problem(change.name, info.dialect, table=True)
+    if problem:
+        raise Refused(f"Index name: {problem}")
+    if not change.columns:
+        raise Refused("Choose at least one column for the index.")
+    if len(change.columns) > MAX_INDEX_COLUMNS:
+        raise Refused(f"An index is made here of at most {MAX_INDEX_COLUMNS} columns.")
+    if len(set(change.columns)) != len(change.columns):
+        raise Refused("A column can appear only once in an index.")
+    for name in change.columns:
+        _column_of(user, info, current, name)
+
+
+def _vet_add_foreign_key(user: Any, info: TableInfo, current: Table, change: AddForeignKey) -> AddForeignKey:
+    problem = name_problem(change.name, info.dialect, table=True)
+    if problem:
+        raise Refused(f"Foreign key name: {problem}")
+    column = current.c[_column_of(user, info, current, change.column)]
+    for action in (change.on_delete, change.on_update):
+        if action not in ("", "RESTRICT", "CASCADE", "SET NULL"):
+            raise Refused("Choose one of the listed ON DELETE / ON UPDATE actions.")
+    if not column.nullable and "SET NULL" in (change.on_delete, change.on_update):
+        raise Refused(f"SET NULL needs a column that allows NULL; “{column.name}” does not.")
+    resolved, problem = services.resolve_foreign_key(user, info.connection, info.schema, ForeignKeySpec(
+        change.column, change.referred_table, change.referred_column, change.on_delete, change.on_update))
+    if problem or resolved is None:
+        raise Refused(problem or "Choose the table it refers to.")
+    return replace(change, referred_column=resolved.referred_column, referred_schema=info.schema)
+
+
+# --- preview ----------------------------------------------------------------------------------------------
+def _planned(conn: SAConnection, user: Any, info: TableInfo, change: Change) -> Planned:
+    current = reflect(conn, info)
+    checked = vet(user, info, current, change)
+    copies = alterations.copies_table(checked, conn.dialect.name)
+    if copies:
+        problem = sqlite_rebuild_problem(conn, info, current)
+        if problem:
+            raise Refused(problem)
+    try:
+        statements = alterations.render(checked, current, conn.dialect)
+    except (SQLAlchemyError, NotImplementedError, ValueError) as exc:
+        raise Refused(f"This change cannot be written for this database: {one_line(str(exc))}") from None
+    return Planned(checked, current, statements, copies, alterations.dropped_indexes(checked, current))
+
+
+def plan(user: Any, info: TableInfo, change: Change) -> Planned:
+    """Check ``change`` and render its statements; nothing runs."""
+    if not may_alter(user, info):
+        raise NotPermitted("You may not change this table.")
+    with get_engine(info.connection).connect() as conn:
+        try:
+            return _planned(conn, user, info, change)
+        finally:
+            conn.rollback()
+
+
+def _claims(user: Any, info: TableInfo, planned: Planned) -> dict[str, Any]:
+    digest = hashlib.sha256(json.dumps({"change": type(planned.change).__name__, **asdict(planned.change),
+                                        "sql": planned.statements}, default=str, sort_keys=True).encode())
+    return {"user": user.pk, "connection": info.connection.pk, "schema": info.schema, "table": info.name,
+            "plan": digest.hexdigest()}
+
+
+def preview_token(user: Any, info: TableInfo, planned: Planned) -> str:
+    return signing.dumps(_claims(user, info, planned), salt=PREVIEW_SALT)
+
+
+def _check_token(token: str, user: Any, info: TableInfo, planned: Planned) -> None:
+    try:
+        claims = signing.loads(token, salt=PREVIEW_SALT, max_age=services.PREVIEW_MAX_AGE)
+    except signing.SignatureExpired:
+        raise PreviewMismatch("The preview is more than ten minutes old. Check the statements below and confirm "
+                              "again.") from None
+    except signing.BadSignature:
+        raise PreviewMismatch("Confirm the change from its preview: check the statements below.") from None
+    if claims != _claims(user, info, planned):
+        raise PreviewMismatch("The table or the change is not what the preview showed, so nothing was changed. "
+                              "Check the statements below and confirm again.")
+
+
+# --- running ----------------------------------------------------------------------------------------------
+def _target(info: TableInfo) -> str:
+    return f"{info.connection.name}: {info.schema + '.' if info.schema else ''}{info.name}"
+
+
+def _failure_message(exc: DBAPIError) -> str:
+    original: Any = exc.orig
+    if limits.is_timeout(exc):
+        return ("The database did not finish in time (another session may hold a lock on this table). Nothing "
+                "was changed; try again.")
+    if isinstance(original, psycopg.Error | pymysql.MySQLError):
+        return f"The database refused the change: {engine_reason(exc)}"
+    return f"The database refused the change: {safe_message(exc)}"
+
+
+def _described(conn: SAConnection, info: TableInfo, name: str) -> dict[str, Any]:
+    """The table's definition as it is on ``conn`` (after the change, before the commit), for the audit log."""
+    table = Table(name, MetaData(), schema=info.schema, autoload_with=conn)
+    return {
+        "table": name,
+        "columns": [{"name": c.name, "type": str(c.type.compile(dialect=conn.dialect)), "nullable": c.nullable,
+                     "default": None if c.server_default is None else str(getattr(c.server_default, "arg", "")),
+                     "primary_key": c.primary_key} for c in table.c],
+        "indexes": [{"name": i.name, "columns": [c.name for c in i.columns], "unique": bool(i.unique)}
+                    for i in table.indexes],
+        "foreign_keys": [{"name": fk.name, "columns": list(fk.column_keys), "referred_table": fk.referred_table.name,
+                          "on_delete": fk.ondelete, "on_update": fk.onupdate}
+                         for fk in table.constraints if isinstance(fk, ForeignKeyConstraint)],
+    }
+
+
+def _details(info: TableInfo, change: Change) -> dict[str, Any]:
+    return {"connection_id": info.connection.pk, "schema": info.schema, "table": info.name,
+            "change": type(change).__name__, **{k: v for k, v in asdict(change).items() if k != "label"}}
+
+
+def run(user: Any, request: HttpRequest | None, info: TableInfo, change: Change, token: str) -> str:
+    """Make ``change`` if ``token`` is the preview of exactly the statements it gives now; the table's name after.
+
+    NotPermitted, Refused, PreviewMismatch: nothing ran. AlterFailed: the database refused and nothing was
+    changed (audited as a failure).
+    """
+    if not may_alter(user, info):
+        raise NotPermitted("You may not change this table.")
+    before = drop.definition(info)
+    failure: DBAPIError | None = None
+    with get_engine(info.connection).connect() as conn:
+        try:
+            planned = _run(conn, request, user, info, change, token, before)
+        except DBAPIError as exc:
+            failure = exc
+    reflection.invalidate(info.connection)  # also after a failure: the catalogue may have been out of date
+    if failure is not None:
+        message = _failure_message(failure)
+        record(TABLE_ALTERED, request=request, actor=user, target=_target(info), outcome=Outcome.FAILURE,
+               details={**_details(info, change), "error": message}, before=before)
+        raise AlterFailed(message)
+    return planned.change.new_name if isinstance(planned.change, RenameTable) else info.name
+
+
+def _run(conn: SAConnection, request: HttpRequest | None, user: Any, info: TableInfo, change: Change, token: str,
+         before: dict[str, Any]) -> Planned:
+    transactional = conn.dialect.name in ("postgresql", "sqlite")
+    ran: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        ran.append(statement)
+
+    with conn.begin():
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")  # DDL inside the transaction, and the file locked from here
+        planned = _planned(conn, user, info, change)
+        _check_token(token, user, info, planned)
+        event.listen(conn, "before_cursor_execute", note)
+        try:
+            with limits.statement_time_limit(conn, settings.EXPLORER_QUERY_TIMEOUT):
+                alterations.run(conn, planned.change, planned.current)
+        finally:
+            event.remove(conn, "before_cursor_execute", note)
+        if transactional:  # audited before the commit: no event, no change
+            _audit(conn, request, user, info, planned, before, ran)
+    if not transactional:
+        _audit(conn, request, user, info, planned, before, ran)
+    return planned
+
+
+def _audit(conn: SAConnection, request: HttpRequest | None, user: Any, info: TableInfo, planned: Planned,
+           before: dict[str, Any], ran: list[str]) -> None:
+    name = planned.change.new_name if isinstance(planned.change, RenameTable) else info.name
+    record(TABLE_ALTERED, request=request, actor=user, target=_target(info), details=_details(info, planned.change),
+           before=before, after={"ddl": planned.statements, "executed": ran, **_described(conn, info, name)})
