@@ -412,6 +412,7 @@ def test_hostile_table_and_column_names_on_every_function(target):  # noqa: F811
 
 
 def test_another_process_invalidation_is_seen_within_the_local_ttl(demo, monkeypatch):
+    reflection._forget_generations()  # what an earlier test left in this process's memo
     assert "audit2" not in reflection.table_names(demo)
     with sqlite3.connect(demo.sqlite_path) as raw:
         raw.execute("CREATE TABLE audit2 (id INTEGER PRIMARY KEY)")
@@ -422,3 +423,16 @@ def test_another_process_invalidation_is_seen_within_the_local_ttl(demo, monkeyp
     now = reflection.time.monotonic()
     monkeypatch.setattr(reflection.time, "monotonic", lambda: now + reflection.LOCAL_TTL + 1)
     assert "audit2" in reflection.table_names(demo)
+
+
+def test_a_new_request_sees_another_process_invalidation_at_once(demo):
+    from django.core.signals import request_started
+
+    reflection._forget_generations()
+    assert "audit3" not in reflection.table_names(demo)
+    with sqlite3.connect(demo.sqlite_path) as raw:
+        raw.execute("CREATE TABLE audit3 (id INTEGER PRIMARY KEY)")
+    from django.core.cache import cache
+    cache.incr(reflection._generation_key(demo))  # another process created it and invalidated
+    request_started.send(sender=None)  # this process starts serving the next request
+    assert "audit3" in reflection.table_names(demo)

@@ -7,8 +7,11 @@ connection, or ``invalidate()`` after a schema change, makes every old entry
 unreachable at once; entries also expire, for changes made outside Bastion.
 
 Each process also keeps what it read for a moment (LOCAL_TTL), so a busy page
-does not pay a shared-cache round trip per catalogue question: an invalidation
-made in this process applies at once, one made in another within LOCAL_TTL.
+does not pay a shared-cache round trip per catalogue question. The generation
+counters are read again from the shared cache at the start of every request, so
+an invalidation made in any process applies from the next request on (a user who
+has just created a table opens it at once, whichever process serves them); outside
+requests, one made in another process applies within LOCAL_TTL.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from django.core.cache import cache
+from django.core.signals import request_started
+from django.dispatch import receiver
 from sqlalchemy import column as sql_column
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import func, inspect, select, text, true
@@ -63,25 +68,33 @@ def _generation_key(connection: Connection) -> str:
     return f"{PREFIX}:gen:{connection.pk}"
 
 
+_generations: dict[str, tuple[float, Any]] = {}  # generation counters read by this process: key -> (expiry, value)
+
+
+@receiver(request_started)
+def _forget_generations(**_: Any) -> None:
+    _generations.clear()
+
+
 def _generation(connection: Connection) -> int:
     key = _generation_key(connection)
-    value = _local_get(key)
-    if value is not _MISSING:
-        return int(value)
+    found = _generations.get(key)
+    if found is not None and found[0] >= time.monotonic():
+        return int(found[1])
     value = cache.get(key)
     if value is None:
         # A fresh, never-used value: if the counter was evicted, entries made under
         # the old one must not come back to life.
         cache.add(key, time.time_ns(), timeout=None)
         value = cache.get(key, 0)
-    _local_set(key, value)
+    _generations[key] = (time.monotonic() + LOCAL_TTL, value)
     return int(value)
 
 
 def invalidate(connection: Connection) -> None:
     """Forget everything cached about ``connection`` (after a schema change or an edit)."""
     key = _generation_key(connection)
-    _local.pop(key, None)
+    _generations.pop(key, None)
     try:
         cache.incr(key)
     except ValueError:  # no counter yet: any new value leaves old entries behind
