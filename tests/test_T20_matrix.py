@@ -64,6 +64,8 @@ ALLOWED, LOGIN, DENIED = "allowed", "login", "denied"
 REVIEWED_OPEN_VIEWS = {
     "csp_report": Kind.PUBLIC,  # browsers post violation reports without a session
     "home": Kind.SIGNED_IN,  # lists only what policy.visible_connections gives the user
+    "approvals:list": Kind.SIGNED_IN,  # lists only requests the user made or may decide (approvals.may_decide)
+    "approvals:decide": Kind.SIGNED_IN,  # POST only; approve/reject/cancel check the user per request, audited
     # 404 unless policy.visible_connection_ids has it; lists only policy.visible_tables (a user
     # holding grants on single tables has no connection-wide grant to declare).
     "explorer:database": Kind.SIGNED_IN,

@@ -13,7 +13,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 
-from bastion.access.models import Action, ColumnMode, MaskRule, RoleOptions
+from bastion.access.models import Action, ColumnMode, MaskRule, RoleOptions, TwoPersonOperation
 from bastion.access.roles import BUILTIN_ROLES, FIXED_GRANT_ROLES, TEMPLATES, build_grant, clean_role_name
 from bastion.connections.models import Connection
 
@@ -83,6 +83,20 @@ class TemplateForm(forms.Form):
 
     template = forms.ChoiceField(choices=[(name, name) for name in TEMPLATES])
     connection = forms.ModelChoiceField(queryset=Connection.objects.order_by("name"), empty_label="Choose a connection")
+
+
+class TwoPersonRuleForm(forms.Form):
+    """The schema changes a role's members may only make once another person approves them."""
+
+    operations = forms.MultipleChoiceField(choices=TwoPersonOperation.choices, required=False,
+                                           widget=forms.CheckboxSelectMultiple,
+                                           label="Needs a second person's approval")
+
+    def __init__(self, *args: Any, role: Group | None = None, **kwargs: Any):
+        if role is not None and "initial" not in kwargs:
+            options = getattr(role, "options", None)
+            kwargs["initial"] = {"operations": options.two_person_operations() if options else []}
+        super().__init__(*args, **kwargs)
 
 
 class DeleteRoleForm(forms.Form):

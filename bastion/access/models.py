@@ -201,14 +201,40 @@ class Grant(models.Model):
         return {}
 
 
+class TwoPersonOperation(models.TextChoices):
+    """Schema changes a role can make wait for a second person's approval (bastion.schema_editor.approvals)."""
+
+    DROP = "drop", "Dropping a table or view"
+    EMPTY = "empty", "Emptying a table (truncate)"
+    DROP_COLUMN = "drop_column", "Dropping a column"
+
+
 class RoleOptions(models.Model):
-    """What a role is for, in the admin's words. One row per role (Django group)."""
+    """What a role is for, in the admin's words, and its two-person rule. One row per role (Django group).
+
+    The ``two_person_*`` flags are changed only through bastion.access.roles.set_two_person_rule
+    (audited). A user needs a second person's approval for an operation when any of their roles
+    has its flag set.
+    """
 
     role = models.OneToOneField(Group, on_delete=models.CASCADE, primary_key=True, related_name="options")
     description = models.CharField(max_length=500, blank=True)
+    two_person_drop = models.BooleanField(default=False)
+    two_person_empty = models.BooleanField(default=False)
+    two_person_drop_column = models.BooleanField(default=False)
+
+    TWO_PERSON_FIELDS = {
+        TwoPersonOperation.DROP: "two_person_drop",
+        TwoPersonOperation.EMPTY: "two_person_empty",
+        TwoPersonOperation.DROP_COLUMN: "two_person_drop_column",
+    }
 
     class Meta:
         default_permissions = ()
 
     def __str__(self) -> str:
         return f"options of {self.role.name}"
+
+    def two_person_operations(self) -> list[str]:
+        """The operations this role makes wait for approval, in TwoPersonOperation's order."""
+        return [str(op) for op, name in self.TWO_PERSON_FIELDS.items() if getattr(self, name)]

@@ -13,6 +13,7 @@ grant_template(). Built-in roles cannot be renamed or deleted.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -28,6 +29,7 @@ from bastion.access.models import (
     Grant,
     MaskRule,
     RoleOptions,
+    TwoPersonOperation,
     audited_grant_write,
 )
 from bastion.access.policy import check, forget_grants
@@ -212,6 +214,28 @@ def update_role(actor: Any, request: HttpRequest | None, role: Group, name: str,
         options.save(update_fields=["description"])
         record("role.updated", request=request, actor=actor, target=name, details=_role_details(role),
                before=before, after={"name": name, "description": options.description})
+    return role
+
+
+def set_two_person_rule(actor: Any, request: HttpRequest | None, role: Group, operations: Iterable[str]) -> Group:
+    """Which schema changes members of ``role`` must have approved by a second person (the others: none).
+
+    Audited as role.two_person_rule_updated with the operations before and after.
+    """
+    actor = _authorise(actor, request)
+    wanted = set(operations)
+    unknown = wanted - set(TwoPersonOperation.values)
+    if unknown:
+        raise ValidationError(f"Unknown operation: {', '.join(sorted(unknown))}.")
+    with transaction.atomic():
+        options, _ = RoleOptions.objects.select_for_update().get_or_create(role=role)
+        before = options.two_person_operations()
+        for operation, field in RoleOptions.TWO_PERSON_FIELDS.items():
+            setattr(options, field, operation in wanted)
+        options.save(update_fields=list(RoleOptions.TWO_PERSON_FIELDS.values()))
+        record("role.two_person_rule_updated", request=request, actor=actor, target=role.name,
+               details=_role_details(role), before={"two_person": before},
+               after={"two_person": options.two_person_operations()})
     return role
 
 

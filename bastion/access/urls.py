@@ -14,4 +14,5 @@ urlpatterns = [
     path("<int:pk>/grants/add/", views.grant_add, name="grant_add"),
     path("<int:pk>/grants/<int:grant_pk>/remove/", views.grant_remove, name="grant_remove"),
     path("<int:pk>/template/", views.template_apply, name="template_apply"),
+    path("<int:pk>/two-person/", views.two_person_rule, name="two_person_rule"),
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -23,8 +24,8 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 
 from bastion.access import roles
 from bastion.access.decorators import requires
-from bastion.access.forms import DeleteRoleForm, GrantForm, MemberForm, RoleForm, TemplateForm
-from bastion.access.models import GLOBAL_ACTIONS, Action, Grant
+from bastion.access.forms import DeleteRoleForm, GrantForm, MemberForm, RoleForm, TemplateForm, TwoPersonRuleForm
+from bastion.access.models import GLOBAL_ACTIONS, Action, Grant, TwoPersonOperation
 from bastion.connections.models import Connection
 from bastion.web.errors import validation_message
 
@@ -87,6 +88,8 @@ def _role_page(request: HttpRequest, role: Group, status: int = 200, error: str 
                              for name, actions in roles.TEMPLATES.items()],
         "has_connections": Connection.objects.exists(),
         "delete_form": None if builtin else DeleteRoleForm(),
+        "two_person_form": TwoPersonRuleForm(role=role),
+        "approval_hours": round(settings.SCHEMA_APPROVAL_SECONDS / 3600, 1),
     }
     context.update({name: form for name, form in bound.items() if context[name] is not None})
     return render(request, "access/role_detail.html", context, status=status)
@@ -238,3 +241,24 @@ def template_apply(request: HttpRequest, pk: int) -> HttpResponse:
         messages.success(request, f"{role.name} already had every grant of the {template} template "
                                   f"on {connection.name}.")
     return redirect(_role_url(role, "grants"))
+
+
+@require_POST
+@requires(MANAGE)
+def two_person_rule(request: HttpRequest, pk: int) -> HttpResponse:
+    role = get_object_or_404(Group, pk=pk)
+    form = TwoPersonRuleForm(request.POST)
+    if not form.is_valid():
+        return _role_page(request, role, 400, "Nothing was changed: " + _form_errors_message(form),
+                          two_person_form=form)
+    operations = form.cleaned_data["operations"]
+    try:
+        roles.set_two_person_rule(request.user, request, role, operations)
+    except ValidationError as exc:
+        return _role_page(request, role, 400, validation_message(exc), two_person_form=form)
+    if operations:
+        messages.success(request, f"Members of {role.name} now need a second person's approval for: "
+                                  f"{', '.join(TwoPersonOperation(op).label.lower() for op in operations)}.")
+    else:
+        messages.success(request, f"Members of {role.name} no longer need a second person's approval.")
+    return redirect(_role_url(role, "two-person"))

@@ -6,6 +6,10 @@ statement, a bounded row count and the foreign keys that refer to the table. A P
 runs it only when the user typed the table's exact name and has re-authenticated in
 the last few minutes (allauth); otherwise they are sent to re-authenticate and come
 back to this page, where they type the name again (it is not kept).
+
+Two-person rule: when one of the user's roles makes the chosen action wait for a second
+person (bastion.schema_editor.approvals), the same POST asks for approval instead of running,
+and the user lands on the approvals page.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
@@ -25,7 +30,7 @@ from bastion.access.models import Action
 from bastion.explorer.access import OpenTable, table_resource
 from bastion.explorer.links import database_url
 from bastion.explorer.views import table_context, table_view
-from bastion.schema_editor import drop
+from bastion.schema_editor import approvals, drop
 
 
 def _here(request: HttpRequest, opened: OpenTable, action: str) -> str:
@@ -37,10 +42,26 @@ def _here(request: HttpRequest, opened: OpenTable, action: str) -> str:
 def _page(request: HttpRequest, opened: OpenTable, action: str, *, status: int = 200,
           problem: str | None = None) -> HttpResponse:
     plan = drop.plan(request.user, opened.info)
+    choices = drop.actions_for(opened.info)
+    needs_approval = sorted(approvals.needed_operations(request.user) & set(choices))
     return render(request, "schema_editor/drop_table.html", table_context(
         opened, plan=plan, action=action, problem=problem,
-        choices=[(choice, plan.statements[choice]) for choice in drop.actions_for(opened.info)],
+        choices=[(choice, plan.statements[choice]) for choice in choices],
+        needs_approval=needs_approval, only_with_approval=len(needs_approval) == len(choices),
+        approval_hours=round(settings.SCHEMA_APPROVAL_SECONDS / 3600, 1),
     ), status=status)
+
+
+def _ask_for_approval(request: HttpRequest, opened: OpenTable, action: str) -> HttpResponse:
+    """The user's role makes ``action`` wait for a second person: ask, with the statement the page showed."""
+    plan = drop.plan(request.user, opened.info)
+    if action in plan.blocked:  # it could never run: do not ask anybody to approve it
+        return _page(request, opened, action, status=400, problem=plan.blocked[action])
+    approval = approvals.submit(request.user, request, opened.info, action, [plan.statements[action]])
+    messages.success(request, f"Your request to {'drop' if action == drop.DROP else 'empty'} “{opened.info.name}” "
+                              f"waits for another person's approval until {approvals.when(approval.expires_at)}. "
+                              "Nothing was changed yet.")
+    return redirect("approvals:list")
 
 
 @require_http_methods(["GET", "POST"])
@@ -69,17 +90,14 @@ def drop_table(request: HttpRequest, opened: OpenTable) -> HttpResponse:
         if not did_recently_reauthenticate(request):
             here = _here(request, opened, action)
             return redirect(f"{reverse('account_reauthenticate')}?{urlencode({'next': here})}")
+        if approvals.needed(request.user, info.connection, action):
+            return _ask_for_approval(request, opened, action)
         count = drop.run(request.user, request, info, action, request.POST.get("name", ""))
     except drop.NotPermitted:
         raise PermissionDenied from None
-    except drop.Refused as exc:
+    except (drop.Refused, approvals.Refused) as exc:
         return _page(request, opened, action, status=400, problem=str(exc))
     except drop.DropFailed as exc:
         return _page(request, opened, action, status=409, problem=str(exc))
-    kind = "View" if info.is_view else "Table"
-    if action == drop.DROP:
-        messages.success(request, f"{kind} “{info.name}” dropped.")
-    else:
-        held = f" ({count.label} row{'s' if count.value != 1 or count.more_than else ''} deleted)" if count else ""
-        messages.success(request, f"Table “{info.name}” emptied{held}.")
+    messages.success(request, approvals.outcome_message(info, action, count))
     return redirect(database_url(info.connection.pk, info.schema))
