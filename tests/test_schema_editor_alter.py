@@ -288,3 +288,38 @@ def test_sqlite_rebuild_is_refused_where_it_would_reach_other_tables_or_lose_def
     # Changes SQLite makes in place still work.
     ok(change(c, t, "parents", "rename_column", {"column": "n", "new_name": "number"}))
     assert rows(t, "parents", ["id", "label", "number"]) == [(1, "a", 1)]
+
+
+# --- the two-person rule for dropping a column ---------------------------------------------------------
+def test_T37_dropping_a_column_waits_for_a_second_person(client, target):  # noqa: F811
+    from bastion.access.roles import set_two_person_rule
+    from bastion.schema_editor import approvals
+    from bastion.schema_editor.models import ApprovalRequest, ApprovalStatus
+    from tests.conftest import HttpsClient
+
+    t = target
+    things(t)
+    alice = alterer(t, "alice")
+    set_two_person_rule(None, None, alice.groups.get(), (approvals.DROP_COLUMN,))
+    c = signed_in(client, alice)
+    assert "Ask for approval" in preview(c, t, "things", "drop_column", {"column": "amount"}).content.decode()
+    response = change(c, t, "things", "drop_column", {"column": "amount"})
+    assert response.status_code == 302 and response["Location"] == "/approvals/"
+    assert "amount" in columns_of(t, "things") and not events().exists()
+    approval = ApprovalRequest.objects.get(requester=alice, operation=approvals.DROP_COLUMN)
+    assert approval.column == "amount" and approval.statements
+
+    # The requester cannot approve it; another holder of alter can, after a recent password.
+    from tests.test_schema_editor_drop import signed
+    assert signed(c, alice).post(f"/approvals/{approval.pk}/", {"decision": "approve"}).status_code in (302, 403)
+    assert "amount" in columns_of(t, "things")
+    bob = signed(HttpsClient(), alterer(t, "bob"))
+    response = bob.post(f"/approvals/{approval.pk}/", {"decision": "approve"})
+    assert response.status_code == 302
+    approval.refresh_from_db()
+    assert approval.status == ApprovalStatus.EXECUTED, approval.message
+    assert "amount" not in columns_of(t, "things")
+    assert rows(t, "things", ["id", "label"]) == [(1, "one"), (2, "two"), (3, "it's")]
+    [event] = events()
+    assert event.actor == "alice" and event.details["change"] == "DropColumn"
+    assert event.after["ddl"] == list(approval.statements)

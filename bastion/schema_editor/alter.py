@@ -17,7 +17,7 @@ import hashlib
 import json
 from collections import Counter
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import Any, NoReturn
 
 import psycopg
 import pymysql
@@ -38,8 +38,8 @@ from bastion.audit.services import record
 from bastion.connections import limits, reflection
 from bastion.connections.engines import get_engine
 from bastion.connections.errors import engine_reason, one_line, safe_message
-from bastion.explorer.schema import TableInfo
-from bastion.schema_editor import alterations, column_types, drop, services
+from bastion.explorer.schema import TableInfo, TableNotFound
+from bastion.schema_editor import alterations, approvals, column_types, drop, services
 from bastion.schema_editor.alterations import (
     AddColumn,
     AddForeignKey,
@@ -488,3 +488,56 @@ def _audit(conn: SAConnection, request: HttpRequest | None, user: Any, info: Tab
     name = planned.change.new_name if isinstance(planned.change, RenameTable) else info.name
     record(TABLE_ALTERED, request=request, actor=user, target=_target(info), details=_details(info, planned.change),
            before=before, after={"ddl": planned.statements, "executed": ran, **_described(conn, info, name)})
+
+
+# --- dropping a column under the two-person rule ------------------------------------------------------
+def needs_approval(user: Any, info: TableInfo, change: Change) -> bool:
+    return isinstance(change, DropColumn) and approvals.needed(user, info.connection, approvals.DROP_COLUMN)
+
+
+def ask_approval(user: Any, request: HttpRequest | None, info: TableInfo, change: Change, token: str) -> Any:
+    """File a request for a second person to run ``change`` (a column drop) exactly as previewed; nothing runs.
+
+    NotPermitted, Refused, PreviewMismatch as for run; approvals.Refused when the same request already waits.
+    """
+    if not may_alter(user, info):
+        raise NotPermitted("You may not change this table.")
+    planned = plan(user, info, change)
+    _check_token(token, user, info, planned)
+    return approvals.submit(user, request, info, approvals.DROP_COLUMN, planned.statements,
+                            column=planned.change.column)
+
+
+def _approval_failed(approval: Any, request: HttpRequest | None, info: TableInfo | None, message: str) -> NoReturn:
+    """A refusal ``run`` does not audit itself (nothing ran): audited here as the change's failure."""
+    record(TABLE_ALTERED, request=request, actor=approval.requester,
+           target=_target(info) if info else approval.table, outcome=Outcome.FAILURE,
+           details={"connection_id": approval.connection_id, "schema": approval.schema or None,
+                    "table": approval.table, "change": "DropColumn", "column": approval.column,
+                    "approval_id": approval.pk, "error": message})
+    raise approvals.ExecutionFailed(message)
+
+
+def _run_approved_drop_column(approval: Any, _approver: Any, request: HttpRequest | None) -> str:
+    """The approved column drop, under the requester's grants, only if it is still exactly the statements shown."""
+    requester, change = approval.requester, DropColumn(approval.column)
+    info = None
+    try:
+        info = approvals.table_info(approval)
+        planned = plan(requester, info, change)
+        if planned.statements != list(approval.statements):
+            _approval_failed(approval, request, info, "The statements Bastion would run now are not the ones that "
+                                                      "were approved, so nothing was run. The requester can ask again.")
+        run(requester, request, info, change, preview_token(requester, info, planned))
+    except AlterFailed as exc:  # run audited it
+        raise approvals.ExecutionFailed(str(exc)) from None
+    except NotPermitted:
+        _approval_failed(approval, request, info, f"{requester.get_username()} may no longer change this table, so "
+                                                  "nothing was changed.")
+    except (Refused, PreviewMismatch, TableNotFound) as exc:
+        _approval_failed(approval, request, info, str(exc) if not isinstance(exc, TableNotFound)
+                         else "The table is no longer there, so nothing was run.")
+    return f"Column “{approval.column}” dropped from “{approval.table}”."
+
+
+approvals.EXECUTORS[approvals.DROP_COLUMN] = _run_approved_drop_column

@@ -25,7 +25,7 @@ from bastion.accounts.pending import RESUMED_MESSAGE, keeps_input
 from bastion.explorer.access import OpenTable, table_resource
 from bastion.explorer.links import table_query
 from bastion.explorer.views import table_context, table_view
-from bastion.schema_editor import alter, services
+from bastion.schema_editor import alter, approvals, services
 from bastion.schema_editor.alter_forms import BY_OP, FORMS, ChangeForm
 
 
@@ -38,7 +38,9 @@ def _page(request: HttpRequest, opened: OpenTable, structure: alter.Structure, d
           bound: ChangeForm | None = None, status: int = 200, **extra: Any) -> HttpResponse:
     return render(request, "schema_editor/alter_table.html", table_context(
         opened, structure=structure, forms=_forms(structure, dialect, bound), bound=bound,
-        columns=[c for c in opened.info.columns if c.name in structure.columns], **extra), status=status)
+        columns=[c for c in opened.info.columns if c.name in structure.columns],
+        drop_column_needs_approval=approvals.needed(request.user, opened.info.connection, approvals.DROP_COLUMN),
+        **extra), status=status)
 
 
 def _structure_url(opened: OpenTable, name: str) -> str:
@@ -75,6 +77,11 @@ def alter_table(request: HttpRequest, opened: OpenTable) -> HttpResponse:
     try:
         if "confirm" in data:
             try:
+                if alter.needs_approval(request.user, info, change):
+                    approval = alter.ask_approval(request.user, request, info, change, data.get("token", ""))
+                    messages.info(request, "Your role needs another person's approval for this: it waits under "
+                                           f"Approvals until {approvals.when(approval.expires_at)}.")
+                    return redirect("approvals:list")
                 name = alter.run(request.user, request, info, change, data.get("token", ""))
             except alter.PreviewMismatch as exc:
                 problem = str(exc)
@@ -82,7 +89,7 @@ def alter_table(request: HttpRequest, opened: OpenTable) -> HttpResponse:
                 messages.success(request, f"{change.label}: done.")
                 return redirect(_structure_url(opened, name))
         planned = alter.plan(request.user, info, change)
-    except (alter.Refused, alter.AlterFailed) as exc:
+    except (alter.Refused, alter.AlterFailed, approvals.Refused) as exc:
         return _page(request, opened, structure, dialect, bound=form, status=400, problem=str(exc))
     except alter.NotPermitted:
         raise PermissionDenied from None
