@@ -23,6 +23,7 @@ import psycopg
 import pymysql
 from django.conf import settings
 from django.core import signing
+from django.db.models import Q
 from django.http import HttpRequest
 from sqlalchemy import Connection as SAConnection
 from sqlalchemy import ForeignKeyConstraint, MetaData, Table, event, inspect, text
@@ -31,7 +32,7 @@ from sqlglot.dialects.sqlite import SQLite
 from sqlglot.parser import Parser
 from sqlglot.tokens import TokenType
 
-from bastion.access.models import Action, ColumnMode
+from bastion.access.models import Action, ColumnMode, Grant
 from bastion.access.policy import Resource, check, column_modes, visible_tables
 from bastion.audit.models import Outcome
 from bastion.audit.services import record
@@ -123,8 +124,10 @@ def may_alter(user: Any, info: TableInfo) -> bool:
 
 
 def _seen_columns(user: Any, info: TableInfo, names: list[str]) -> list[str]:
+    """The columns of ``names`` the user sees in clear: only those can be changed or named (a change to a masked
+    column could show its values in the engine's errors: a failed cast, a duplicate key)."""
     views = column_modes(user, info.connection.pk, info.schema, info.name, names)
-    return [name for name in names if views[name].mode != ColumnMode.HIDDEN]
+    return [name for name in names if views[name].mode == ColumnMode.VISIBLE]
 
 
 def _unique_constraint_names(info: TableInfo) -> set[str]:
@@ -133,6 +136,15 @@ def _unique_constraint_names(info: TableInfo) -> set[str]:
     with get_engine(info.connection).connect() as conn:
         return {str(u["name"]) for u in inspect(conn).get_unique_constraints(info.name, schema=info.schema)
                 if u.get("name")}
+
+
+def _may_see_referred(user: Any, info: TableInfo, fk: dict[str, Any]) -> bool:
+    """Is the table a foreign key refers to, and its referred columns, one the user sees in clear (T31)?"""
+    schema = fk["referred_schema"] if fk["referred_schema"] is not None else info.schema
+    if not visible_tables(user, info.connection.pk, schema, [fk["referred_table"]]):
+        return False
+    views = column_modes(user, info.connection.pk, schema, fk["referred_table"], fk["referred_columns"])
+    return all(view.mode == ColumnMode.VISIBLE for view in views.values())
 
 
 def structure(user: Any, info: TableInfo) -> Structure:
@@ -150,16 +162,30 @@ def structure(user: Any, info: TableInfo) -> Structure:
         ShownForeignKey(number, fk["name"], tuple(fk["constrained_columns"]), fk["referred_schema"],
                         fk["referred_table"], tuple(fk["referred_columns"]))
         for number, fk in enumerate(reflection.foreign_keys(info.connection, info.schema, info.name), start=1)
-        if set(fk["constrained_columns"]) <= visible)
+        if set(fk["constrained_columns"]) <= visible and _may_see_referred(user, info, fk))
     return Structure(info, tuple(seen), indexes, keys, len(info.columns) - len(seen),
                      services.referable_tables(user, info.connection, info.schema))
 
 
 # --- the live table ---------------------------------------------------------------------------------------
 _SQLITE_KEY_ACTIONS = text(
-    "SELECT id, on_update, on_delete FROM pragma_foreign_key_list(:table) GROUP BY id ORDER BY id")
+    "SELECT id, group_concat(\"from\", char(31)), \"table\", min(on_update), min(on_delete) "
+    "FROM (SELECT * FROM pragma_foreign_key_list(:table) ORDER BY id, seq) GROUP BY id ORDER BY id")
 _SQLITE_TABLE_SQL = text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = :table")
 _SQLITE_TRIGGERS = text("SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = :table")
+_SQLITE_INDEXES = text("SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = :table AND sql IS NOT NULL")
+# Read on the locked connection, not from the reflection cache: a table created meanwhile counts too.
+_SQLITE_REFERRING = text(
+    "SELECT count(*) FROM sqlite_master AS m JOIN pragma_foreign_key_list(m.name) AS k "
+    "WHERE m.type = 'table' AND m.name <> :table AND lower(k.\"table\") = lower(:table)")
+_INDEX_EXTRAS = frozenset({TokenType.COLLATE, TokenType.DESC, TokenType.ASC, TokenType.WHERE})
+
+
+def _index_has_more(sql: str) -> bool:
+    """Does a CREATE INDEX hold more than plain column names (expressions, COLLATE, ASC/DESC, WHERE)?"""
+    tokens = _tokens(sql)
+    opened = [t for t in tokens if t.token_type == TokenType.L_PAREN]
+    return len(opened) > 1 or any(t.token_type in _INDEX_EXTRAS for t in tokens)
 
 
 def reflect(conn: SAConnection, info: TableInfo) -> Table:
@@ -176,14 +202,17 @@ def reflect(conn: SAConnection, info: TableInfo) -> Table:
 def _sqlite_complete(conn: SAConnection, table: Table) -> None:
     """What SQLAlchemy's SQLite reflection leaves out and a rebuild must keep: foreign key actions written
     beside a column (``REFERENCES p ON DELETE CASCADE``) and AUTOINCREMENT."""
-    actions = conn.execute(_SQLITE_KEY_ACTIONS, {"table": table.name}).all()
-    keys = [c for c in table.constraints if isinstance(c, ForeignKeyConstraint)]
-    if len(actions) == len(keys):
-        # PRAGMA foreign_key_list numbers keys from the last one written; SQLAlchemy lists them in the same
-        # order as the pragma (it reads the keys from it), so they pair up one by one.
-        for constraint, (_id, on_update, on_delete) in zip(keys, actions, strict=True):
-            constraint.ondelete = None if on_delete == "NO ACTION" else on_delete
-            constraint.onupdate = None if on_update == "NO ACTION" else on_update
+    by_key: dict[tuple[Any, ...], list[tuple[str, str]]] = {}
+    for _id, columns, referred, on_update, on_delete in conn.execute(_SQLITE_KEY_ACTIONS, {"table": table.name}):
+        by_key.setdefault((columns, referred.lower()), []).append((on_update, on_delete))
+    for constraint in [c for c in table.constraints if isinstance(c, ForeignKeyConstraint)]:
+        found = by_key.get(("\x1f".join(constraint.column_keys), constraint.referred_table.name.lower()), [])
+        if len(set(found)) != 1:
+            table.info["sqlite_unpaired_keys"] = True  # two keys alike with different actions: not rebuilt
+            continue
+        on_update, on_delete = found[0]
+        constraint.ondelete = None if on_delete == "NO ACTION" else on_delete
+        constraint.onupdate = None if on_update == "NO ACTION" else on_update
     sql = conn.execute(_SQLITE_TABLE_SQL, {"table": table.name}).scalar_one_or_none() or ""
     table.info["sqlite_autoincrement"] = any(t.token_type == TokenType.AUTO_INCREMENT for t in _tokens(sql))
     table.info["sqlite_sql"] = sql
@@ -211,11 +240,19 @@ def sqlite_rebuild_problem(conn: SAConnection, info: TableInfo, current: Table) 
     reflect (COLLATE, generated columns, WITHOUT ROWID, STRICT, ...) would be lost. The
     definition is compared word for word with a rebuild that changes nothing.
     """
-    referring = [fk for fk in reflection.referencing_foreign_keys(info.connection, info.schema, info.name)
-                 if (fk["schema"], fk["table"]) != (info.schema, info.name)]
+    if current.info.get("sqlite_unpaired_keys"):
+        return ("SQLite has to rebuild this table for this change, and Bastion cannot tell its foreign keys' "
+                "ON DELETE / ON UPDATE rules apart. Nothing was changed.")
+    if any(c.referred_table is current for c in current.constraints if isinstance(c, ForeignKeyConstraint)):
+        return ("SQLite has to rebuild this table for this change, and it refers to itself: dropping the old copy "
+                "would run its own ON DELETE rules on the new one. Nothing was changed.")
+    referring = conn.execute(_SQLITE_REFERRING, {"table": info.name}).scalar_one()
     if referring:
         return ("SQLite has to rebuild this table for this change, and other tables refer to it: dropping the old "
                 "copy would run their ON DELETE rules. Nothing was changed.")
+    if any(_index_has_more(sql) for sql in conn.execute(_SQLITE_INDEXES, {"table": info.name}).scalars()):
+        return ("SQLite has to rebuild this table for this change, and one of its indexes uses an expression, "
+                "COLLATE, a sort order or WHERE, which the rebuild would not carry over. Nothing was changed.")
     if conn.execute(_SQLITE_TRIGGERS, {"table": info.name}).scalar_one():
         return ("SQLite has to rebuild this table for this change, and its triggers would be lost. Nothing was "
                 "changed.")
@@ -246,6 +283,46 @@ def _new_column_name(user: Any, info: TableInfo, current: Table, name: str) -> N
                       else NAME_TAKEN)
 
 
+GRANTS_NAME_IT = ("Grants of some roles name this {what}; renaming it would leave them behind (a hidden or masked "
+                  "column would show). An administrator must remove those grants first. Nothing was changed.")
+
+
+def _named_by_grants(info: TableInfo, column: str | None = None) -> bool:
+    """Does any grant name this table (or this column of it)? Grants follow names, not objects."""
+    grants = Grant.objects.filter(Q(connection=info.connection) | Q(connection__isnull=True), table=info.name)
+    return (grants.filter(column=column) if column is not None else grants).exists()
+
+
+def _refuse_generated(current: Table, name: str) -> None:
+    column = current.c[name]
+    if column.computed is not None or column.identity is not None:
+        raise Refused("Generated and identity columns cannot be changed here.")
+
+
+_MYSQL_COLUMN_EXTRAS = text(
+    "SELECT c.DATA_TYPE, c.EXTRA, (SELECT count(*) FROM information_schema.CHECK_CONSTRAINTS AS k "
+    "WHERE k.CONSTRAINT_SCHEMA = c.TABLE_SCHEMA AND k.TABLE_NAME = c.TABLE_NAME) "
+    "FROM information_schema.COLUMNS AS c WHERE c.TABLE_SCHEMA = coalesce(:schema, DATABASE()) "
+    "AND c.TABLE_NAME = :table AND c.COLUMN_NAME = :column")
+
+
+def _refuse_mysql_rewrite(info: TableInfo, current: Table, name: str) -> None:
+    """MySQL renames and alters a column by writing it out again from reflection, which loses CHECK constraints
+    (and MariaDB's JSON validation), INVISIBLE and ENUM/SET values with backslashes: refuse those columns."""
+    if info.dialect != "mysql":
+        return
+    with get_engine(info.connection).connect() as conn:
+        found = conn.execute(_MYSQL_COLUMN_EXTRAS, {"schema": info.schema, "table": current.name,
+                                                    "column": name}).first()
+    if found is None:
+        raise Refused(NO_SUCH_COLUMN)
+    data_type, extra, checks = found
+    if str(data_type).lower() in ("enum", "set") or "invisible" in str(extra).lower() or checks:
+        raise Refused("MySQL and MariaDB rewrite the whole column for this change, and Bastion cannot carry over "
+                      "everything this one has (ENUM/SET values, CHECK constraints, INVISIBLE). Nothing was "
+                      "changed.")
+
+
 def vet(user: Any, info: TableInfo, current: Table, change: Change) -> Change:
     """``change`` checked against the live table and the user's grants (Refused otherwise); foreign keys come
     back with their referred column named."""
@@ -260,6 +337,10 @@ def vet(user: Any, info: TableInfo, current: Table, change: Change) -> Change:
         _new_column_name(user, info, current, spec.name)
     elif isinstance(change, RenameColumn):
         _column_of(user, info, current, change.column)
+        _refuse_generated(current, change.column)
+        _refuse_mysql_rewrite(info, current, change.column)
+        if _named_by_grants(info, change.column):
+            raise Refused(GRANTS_NAME_IT.format(what="column"))
         if change.new_name == change.column:
             raise Refused("The new name is the column's name already.")
         _new_column_name(user, info, current, change.new_name)
@@ -270,6 +351,8 @@ def vet(user: Any, info: TableInfo, current: Table, change: Change) -> Change:
     elif isinstance(change, AlterColumn):
         _vet_alter_column(user, info, current, change)
     elif isinstance(change, RenameTable):
+        if _named_by_grants(info):
+            raise Refused(GRANTS_NAME_IT.format(what="table"))
         problem = name_problem(change.new_name, dialect, table=True) or services.table_name_problem(
             user, info.connection, info.schema, change.new_name)
         if problem:
@@ -292,6 +375,8 @@ def vet(user: Any, info: TableInfo, current: Table, change: Change) -> Change:
 
 def _vet_alter_column(user: Any, info: TableInfo, current: Table, change: AlterColumn) -> None:
     column = current.c[_column_of(user, info, current, change.column)]
+    _refuse_generated(current, change.column)
+    _refuse_mysql_rewrite(info, current, change.column)
     if change.changes_nothing:
         raise Refused("Choose what to change: the type, NULL or the default.")
     if change.type:
@@ -352,6 +437,9 @@ def _planned(conn: SAConnection, user: Any, info: TableInfo, change: Change) -> 
     checked = vet(user, info, current, change)
     copies = alterations.copies_table(checked, conn.dialect.name)
     if copies:
+        if len(_seen_columns(user, info, [c.name for c in current.c])) != len(current.c):
+            raise Refused("SQLite rebuilds the whole table for this change, including columns your role does not "
+                          "show in clear, so only someone who sees every column can make it. Nothing was changed.")
         problem = sqlite_rebuild_problem(conn, info, current)
         if problem:
             raise Refused(problem)
@@ -414,10 +502,13 @@ def _failure_message(exc: DBAPIError) -> str:
 
 def _described(conn: SAConnection, info: TableInfo, name: str) -> dict[str, Any]:
     """The table's definition as it is on ``conn`` (after the change, before the commit), for the audit log."""
-    table = Table(name, MetaData(), schema=info.schema, autoload_with=conn)
+    try:
+        table = Table(name, MetaData(), schema=info.schema, autoload_with=conn)
+    except SQLAlchemyError as exc:  # the change ran: its event is written even if the table cannot be described
+        return {"table": name, "not_described": one_line(str(exc))}
     return {
         "table": name,
-        "columns": [{"name": c.name, "type": str(c.type.compile(dialect=conn.dialect)), "nullable": c.nullable,
+        "columns": [{"name": c.name, "type": _type_text(c.type, conn.dialect), "nullable": c.nullable,
                      "default": None if c.server_default is None else str(getattr(c.server_default, "arg", "")),
                      "primary_key": c.primary_key} for c in table.c],
         "indexes": [{"name": i.name, "columns": [c.name for c in i.columns], "unique": bool(i.unique)}
@@ -426,6 +517,13 @@ def _described(conn: SAConnection, info: TableInfo, name: str) -> dict[str, Any]
                           "on_delete": fk.ondelete, "on_update": fk.onupdate}
                          for fk in table.constraints if isinstance(fk, ForeignKeyConstraint)],
     }
+
+
+def _type_text(type_: Any, dialect: Any) -> str:
+    try:
+        return str(type_.compile(dialect=dialect))
+    except SQLAlchemyError:  # a type SQLAlchemy does not know (MariaDB's POINT, INET6, ...)
+        return type(type_).__name__
 
 
 def _details(info: TableInfo, change: Change) -> dict[str, Any]:

@@ -122,7 +122,7 @@ def _existing(column: Column[Any], dialect: Dialect) -> dict[str, Any]:
     """What Alembic needs to know of a column it alters (MySQL rewrites the whole column: type, NULL, default,
     comment and AUTO_INCREMENT, all of which it would otherwise lose)."""
     existing = {"existing_type": column.type, "existing_nullable": column.nullable,
-                "existing_server_default": column.server_default.arg if column.server_default is not None else None,
+                "existing_server_default": getattr(column.server_default, "arg", None),
                 "existing_comment": column.comment}
     if dialect.name == "mysql":
         existing["existing_autoincrement"] = column.autoincrement is True
