@@ -265,10 +265,16 @@ def sqlite_rebuild_problem(conn: SAConnection, info: TableInfo, current: Table) 
 
 
 # --- checks ---------------------------------------------------------------------------------------------
+MASKED_COLUMN = "Only columns your role shows in clear can be changed here."
+
+
 def _column_of(user: Any, info: TableInfo, current: Table, name: str) -> str:
-    """``name`` if the table has that column and the user may see it (a hidden one reads as missing)."""
-    if name not in current.c or not _seen_columns(user, info, [name]):
+    """``name`` if the table has that column and the user sees it in clear (a hidden one reads as missing)."""
+    if name not in current.c:
         raise Refused(NO_SUCH_COLUMN)
+    mode = column_modes(user, info.connection.pk, info.schema, info.name, [name])[name].mode
+    if mode != ColumnMode.VISIBLE:
+        raise Refused(MASKED_COLUMN if mode == ColumnMode.MASKED else NO_SUCH_COLUMN)
     return name
 
 
@@ -307,7 +313,7 @@ _MYSQL_COLUMN_EXTRAS = text(
 
 
 def _refuse_mysql_rewrite(info: TableInfo, current: Table, name: str) -> None:
-    """MySQL renames and alters a column by writing it out again from reflection, which loses CHECK constraints
+    """MySQL alters a column (MODIFY) by writing it out again from reflection, which loses CHECK constraints
     (and MariaDB's JSON validation), INVISIBLE and ENUM/SET values with backslashes: refuse those columns."""
     if info.dialect != "mysql":
         return
@@ -338,7 +344,6 @@ def vet(user: Any, info: TableInfo, current: Table, change: Change) -> Change:
     elif isinstance(change, RenameColumn):
         _column_of(user, info, current, change.column)
         _refuse_generated(current, change.column)
-        _refuse_mysql_rewrite(info, current, change.column)
         if _named_by_grants(info, change.column):
             raise Refused(GRANTS_NAME_IT.format(what="column"))
         if change.new_name == change.column:
@@ -367,8 +372,8 @@ def vet(user: Any, info: TableInfo, current: Table, change: Change) -> Change:
     elif isinstance(change, AddForeignKey):
         return _vet_add_foreign_key(user, info, current, change)
     elif isinstance(change, DropForeignKey):
-        shown = {(fk.name, fk.columns) for fk in structure(user, info).foreign_keys}
-        if (change.name, change.columns) not in shown:
+        shown = {(fk.name, fk.columns, fk.referred_table) for fk in structure(user, info).foreign_keys}
+        if (change.name, change.columns, change.referred_table) not in shown:
             raise Refused("There is no such foreign key on this table.")
     return change
 
@@ -461,9 +466,17 @@ def plan(user: Any, info: TableInfo, change: Change) -> Planned:
             conn.rollback()
 
 
+def canonical(statements: list[str]) -> list[list[str]]:
+    """``statements`` with each one's lines sorted: SQLAlchemy writes a rebuilt table's constraints in the order
+    of a set, which changes from one reflection to the next; the same clauses in another order are the same
+    statement."""
+    return [sorted(line.strip().rstrip(",").strip() for line in statement.splitlines()) for statement in statements]
+
+
 def _claims(user: Any, info: TableInfo, planned: Planned) -> dict[str, Any]:
     digest = hashlib.sha256(json.dumps({"change": type(planned.change).__name__, **asdict(planned.change),
-                                        "sql": planned.statements}, default=str, sort_keys=True).encode())
+                                        "sql": canonical(planned.statements)}, default=str,
+                                       sort_keys=True).encode())
     return {"user": user.pk, "connection": info.connection.pk, "schema": info.schema, "table": info.name,
             "plan": digest.hexdigest()}
 
@@ -623,7 +636,7 @@ def _run_approved_drop_column(approval: Any, _approver: Any, request: HttpReques
     try:
         info = approvals.table_info(approval)
         planned = plan(requester, info, change)
-        if planned.statements != list(approval.statements):
+        if canonical(planned.statements) != canonical(list(approval.statements)):
             _approval_failed(approval, request, info, "The statements Bastion would run now are not the ones that "
                                                       "were approved, so nothing was run. The requester can ask again.")
         run(requester, request, info, change, preview_token(requester, info, planned))

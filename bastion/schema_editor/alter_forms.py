@@ -221,7 +221,7 @@ class DropForeignKeyForm(ChangeForm):
     def change(self) -> Change:
         number = int(self.cleaned_data["key"])
         fk = next(fk for fk in self.structure.foreign_keys if fk.number == number)
-        return alterations.DropForeignKey(fk.name, fk.columns)
+        return alterations.DropForeignKey(fk.name, fk.columns, fk.referred_table)
 
 
 def _key_label(fk: Any) -> str:

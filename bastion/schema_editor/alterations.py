@@ -23,6 +23,8 @@ from alembic.migration import MigrationContext
 from alembic.operations import Operations
 from sqlalchemy import Column, ForeignKeyConstraint, MetaData, Table
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.schema import ExecutableDDLElement
 
 from bastion.schema_editor import column_types
 from bastion.schema_editor.column_types import Sizes
@@ -106,7 +108,23 @@ class DropForeignKey:
 
     name: str | None
     columns: tuple[str, ...]
+    referred_table: str = ""
     label = "Drop foreign key"
+
+
+class _RenameColumnInPlace(ExecutableDDLElement):
+    """ALTER TABLE t RENAME COLUMN a TO b, for MySQL 8 and MariaDB 10.5+, whose CHANGE (Alembic's way) writes
+    the whole column out again from reflection and loses what reflection does not see (CHECK, INVISIBLE, ...)."""
+
+    def __init__(self, table: Table, old: str, new: str) -> None:
+        self.table, self.old, self.new = table, old, new
+
+
+@compiles(_RenameColumnInPlace)
+def _compile_rename_column(element: _RenameColumnInPlace, compiler: Any, **_: Any) -> str:
+    preparer = compiler.preparer
+    return (f"ALTER TABLE {preparer.format_table(element.table)} RENAME COLUMN {preparer.quote(element.old)} "
+            f"TO {preparer.quote(element.new)}")
 
 
 Change = (AddColumn | RenameColumn | DropColumn | AlterColumn | RenameTable | AddIndex | DropIndex
@@ -183,15 +201,24 @@ def _covering_indexes(current: Table, column: str) -> list[str]:
 def _copy_without(current: Table, drop: DropForeignKey | None) -> Table:
     """A copy of ``current`` to rebuild from, without the foreign key ``drop`` names (batch mode's copy_from)."""
     copy = current.to_metadata(MetaData())
-    if drop is not None:
-        for constraint in list(copy.constraints):
-            if isinstance(constraint, ForeignKeyConstraint) and tuple(constraint.column_keys) == drop.columns \
-                    and (drop.name is None or constraint.name == drop.name):
-                copy.constraints.discard(constraint)
-                for element in constraint.elements:
-                    element.parent.foreign_keys.discard(element)
-                break
+    if drop is None:
+        return copy
+    chosen = next((_targets(c) for c in current.constraints if isinstance(c, ForeignKeyConstraint)
+                   and tuple(c.column_keys) == drop.columns and c.referred_table.name == drop.referred_table
+                   and (drop.name is None or c.name == drop.name)), None)
+    for constraint in list(copy.constraints):
+        if isinstance(constraint, ForeignKeyConstraint) and _targets(constraint) == chosen:
+            copy.constraints.discard(constraint)
+            for element in constraint.elements:
+                element.parent.foreign_keys.discard(element)
+            break
     return copy
+
+
+def _targets(constraint: ForeignKeyConstraint) -> tuple[Any, ...]:
+    """What tells a foreign key apart in a copy whose referred tables are not loaded: its name, its columns and
+    the "table.column" each one refers to."""
+    return (constraint.name, tuple(constraint.column_keys), tuple(e.target_fullname for e in constraint.elements))
 
 
 def emit(ops: Operations, change: Change, current: Table) -> None:
@@ -206,8 +233,11 @@ def emit(ops: Operations, change: Change, current: Table) -> None:
         ops.add_column(name, Column(spec.name, column_types.sa_type(spec.type, spec.sizes), nullable=spec.nullable,
                                     server_default=default, quote=True), schema=schema)
     elif isinstance(change, RenameColumn):
-        ops.alter_column(name, change.column, new_column_name=change.new_name, schema=schema,
-                         **_existing(current.c[change.column], dialect))
+        if dialect.name == "mysql":
+            ops.execute(_RenameColumnInPlace(current, change.column, change.new_name))
+        else:
+            ops.alter_column(name, change.column, new_column_name=change.new_name, schema=schema,
+                             **_existing(current.c[change.column], dialect))
     elif isinstance(change, DropColumn):
         ops.drop_column(name, change.column, schema=schema)
     elif isinstance(change, AlterColumn):
