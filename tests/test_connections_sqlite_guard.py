@@ -14,6 +14,7 @@ from bastion.connections.models import Connection
 from bastion.connections.sqlite_guard import (
     SqlitePathRefused,
     check_sqlite_path,
+    foreign_keys_off,
     install_authorizer,
     make_authorizer,
     policy_applied,
@@ -276,3 +277,24 @@ def test_T22_non_database_paths_are_refused(root, name, message):
     (root / "notes.txt").write_text("hello")
     with pytest.raises(SqlitePathRefused, match=message):
         check_sqlite_path(root / name)
+
+
+def test_T22_foreign_keys_off_is_for_bastions_own_block_only(engine):
+    """The schema editor's SQLite rebuild switches keys off for one block; the guard stays on inside it, and
+    keys are on again after; inside a transaction (where SQLite ignores the pragma) it refuses to start."""
+    with engine.connect() as conn:
+        raw = conn.connection.dbapi_connection
+        with foreign_keys_off(raw):
+            assert raw.execute("PRAGMA foreign_keys").fetchone()[0] == 0
+            with pytest.raises(sqlite3.DatabaseError, match="not authorized"):
+                raw.execute("PRAGMA foreign_keys = ON")  # nothing else may change pragmas meanwhile
+            with pytest.raises(sqlite3.DatabaseError, match="not authorized"):
+                raw.execute("ATTACH DATABASE ':memory:' AS other")
+        assert raw.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+        raw.execute("BEGIN")
+        raw.execute("INSERT INTO people VALUES (2, 'bo', 'x')")
+        with pytest.raises(sqlite3.OperationalError, match="could not be switched off"), foreign_keys_off(raw):
+            pass
+        raw.execute("ROLLBACK")
+        assert raw.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert "not authorized" in refused(engine, "PRAGMA foreign_keys = OFF")

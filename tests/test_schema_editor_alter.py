@@ -18,6 +18,7 @@ from sqlalchemy import create_engine, inspect, text
 
 from bastion.access.models import Action, ColumnMode
 from bastion.audit.models import AuditEvent, Outcome
+from bastion.connections.engines import get_engine
 from bastion.schema_editor import alter
 from tests.engines import HOSTILE, sqlite_target, target  # noqa: F401
 from tests.test_schema_editor_drop import make_user, problem_in, tables
@@ -80,9 +81,9 @@ def signed_in(client: Any, user: Any) -> Any:
 
 def things(t: Any, name: str = "things") -> None:
     t.run(f"CREATE TABLE {t.table('parents')} (id INTEGER PRIMARY KEY)",
-          f"INSERT INTO {t.table('parents')} (id) VALUES (1), (2)",
+          f"INSERT INTO {t.table('parents')} (id) VALUES (1), (2)",  # noqa: S608 (test names, quoted by t.q)
           f"CREATE TABLE {t.table(name)} (id INTEGER PRIMARY KEY, label VARCHAR(20) NOT NULL, amount INTEGER)",
-          f"INSERT INTO {t.table(name)} (id, label, amount) VALUES (1, 'one', 10), (2, 'two', NULL), "
+          f"INSERT INTO {t.table(name)} (id, label, amount) VALUES (1, 'one', 10), (2, 'two', NULL), "  # noqa: S608
           f"(3, 'it''s', 30)")
 
 
@@ -274,21 +275,42 @@ def test_sqlite_rebuild_keeps_key_actions_autoincrement_and_indexes(client, sqli
     assert rows(t, "kids", ["id", "parent", "label"]) == [(1, 1, "a"), (2, 1, "b")]
 
 
-def test_sqlite_rebuild_is_refused_where_it_would_reach_other_tables_or_lose_definition(client, sqlite_target):  # noqa: F811
+def test_sqlite_rebuild_keeps_referring_rows_and_refuses_what_it_would_lose(client, sqlite_target):  # noqa: F811
     t = sqlite_target
     t.run("CREATE TABLE parents (id INTEGER PRIMARY KEY, label TEXT COLLATE NOCASE, n INTEGER)",
           "INSERT INTO parents VALUES (1, 'a', 1)",
           "CREATE TABLE kids (id INTEGER PRIMARY KEY, parent INTEGER REFERENCES parents(id) ON DELETE CASCADE)",
-          "INSERT INTO kids VALUES (1, 1)")
+          "INSERT INTO kids VALUES (1, 1), (2, 1)",
+          "CREATE TABLE plain (id INTEGER PRIMARY KEY, n INTEGER, note TEXT)",
+          "CREATE TABLE plain_kids (id INTEGER PRIMARY KEY, p INTEGER REFERENCES plain(id) ON DELETE CASCADE)",
+          "INSERT INTO plain VALUES (1, 1, 'x')", "INSERT INTO plain_kids VALUES (1, 1)")
     c = signed_in(client, alterer(t))
-    response = preview(c, t, "parents", "drop_column", {"column": "n"})
-    assert response.status_code == 400 and "other tables refer to it" in problem_in(response.content.decode())
-    t.run("DROP TABLE kids")
+    # A table other tables refer to is rebuilt with foreign keys off: their rows stay.
+    ok(change(c, t, "plain", "drop_column", {"column": "note"}))
+    assert rows(t, "plain_kids", ["id", "p"]) == [(1, 1)] and rows(t, "plain", ["id", "n"]) == [(1, 1)]
+    with engine_of(t).connect() as conn:
+        assert conn.execute(text("PRAGMA foreign_key_check")).all() == []
+    # A definition the rebuild cannot carry over (COLLATE) is refused.
     response = preview(c, t, "parents", "drop_column", {"column": "n"})
     assert response.status_code == 400 and "NOCASE" in problem_in(response.content.decode())
     # Changes SQLite makes in place still work.
     ok(change(c, t, "parents", "rename_column", {"column": "n", "new_name": "number"}))
     assert rows(t, "parents", ["id", "label", "number"]) == [(1, "a", 1)]
+    assert rows(t, "kids", ["id", "parent"]) == [(1, 1), (2, 1)]
+
+
+def test_sqlite_rebuild_that_would_break_a_key_changes_nothing(client, sqlite_target):  # noqa: F811
+    t = sqlite_target
+    t.run("CREATE TABLE parents (id INTEGER PRIMARY KEY)", "INSERT INTO parents VALUES (1)",
+          "CREATE TABLE kids (id INTEGER PRIMARY KEY, parent INTEGER)", "INSERT INTO kids VALUES (1, 1), (2, 7)")
+    c = signed_in(client, alterer(t))
+    response = change(c, t, "kids", "add_foreign_key", {"column": "parent", "referred_table": "parents"})
+    assert response.status_code == 400 and problem_in(response.content.decode()).strip() == alter.KEYS_BROKEN
+    assert rows(t, "kids", ["id", "parent"]) == [(1, 1), (2, 7)]
+    assert inspect(engine_of(t)).get_foreign_keys("kids") == []
+    assert not events().exists()
+    with get_engine(t.connection).connect() as conn:  # and the next connection Bastion opens enforces keys again
+        assert conn.execute(text("PRAGMA foreign_keys")).scalar_one() == 1
 
 
 # --- the two-person rule for dropping a column ---------------------------------------------------------

@@ -115,6 +115,33 @@ def policy_applied(dbapi_connection: sqlite3.Connection, policy: Policy) -> Iter
         install_authorizer(dbapi_connection)
 
 
+@contextlib.contextmanager
+def foreign_keys_off(dbapi_connection: sqlite3.Connection) -> Iterator[None]:
+    """Foreign keys off for a block, outside any transaction: SQLite's documented way to rebuild a table that
+    other tables (or the table itself) refer to, without the DROP of the old copy running their ON DELETE rules.
+
+    Only Bastion's own code calls this, with these fixed statements (the authorizer refuses pragma writes from
+    anything else). The block must run ``PRAGMA foreign_key_check`` before it commits. Foreign keys are on
+    again afterwards; a connection where that cannot be confirmed raises, and the caller must not reuse it.
+    """
+    _set_foreign_keys(dbapi_connection, on=False)
+    try:
+        yield
+    finally:
+        _set_foreign_keys(dbapi_connection, on=True)
+
+
+def _set_foreign_keys(dbapi_connection: sqlite3.Connection, *, on: bool) -> None:
+    dbapi_connection.set_authorizer(None)
+    try:
+        dbapi_connection.execute(f"PRAGMA foreign_keys = {'ON' if on else 'OFF'}")
+        state = dbapi_connection.execute("PRAGMA foreign_keys").fetchone()[0]
+    finally:
+        install_authorizer(dbapi_connection)
+    if bool(state) != on:  # inside a transaction SQLite ignores the pragma
+        raise sqlite3.OperationalError("foreign keys could not be switched " + ("on" if on else "off"))
+
+
 # --- registering a file -------------------------------------------------------------------
 class SqlitePathRefused(Exception):
     """The path may not be registered or opened; the message says why."""

@@ -16,6 +16,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, replace
 from typing import Any, NoReturn
 
@@ -39,6 +41,7 @@ from bastion.audit.services import record
 from bastion.connections import limits, reflection
 from bastion.connections.engines import get_engine
 from bastion.connections.errors import engine_reason, one_line, safe_message
+from bastion.connections.sqlite_guard import foreign_keys_off
 from bastion.explorer.schema import TableInfo, TableNotFound
 from bastion.schema_editor import alterations, approvals, column_types, drop, services
 from bastion.schema_editor.alterations import (
@@ -176,8 +179,11 @@ _SQLITE_TRIGGERS = text("SELECT count(*) FROM sqlite_master WHERE type = 'trigge
 _SQLITE_INDEXES = text("SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = :table AND sql IS NOT NULL")
 # Read on the locked connection, not from the reflection cache: a table created meanwhile counts too.
 _SQLITE_REFERRING = text(
-    "SELECT count(*) FROM sqlite_master AS m JOIN pragma_foreign_key_list(m.name) AS k "
-    "WHERE m.type = 'table' AND m.name <> :table AND lower(k.\"table\") = lower(:table)")
+    "SELECT DISTINCT m.name FROM sqlite_master AS m JOIN pragma_foreign_key_list(m.name) AS k "
+    "WHERE m.type = 'table' AND lower(k.\"table\") = lower(:table)")
+_SQLITE_KEY_CHECK = text("SELECT count(*) FROM pragma_foreign_key_check(:table)")
+KEYS_BROKEN = ("The rebuilt table would break foreign keys (rows referring to rows that would not exist), so nothing "
+               "was changed.")
 _INDEX_EXTRAS = frozenset({TokenType.COLLATE, TokenType.DESC, TokenType.ASC, TokenType.WHERE})
 
 
@@ -235,21 +241,15 @@ def _words(sql: str) -> Counter[str]:
 def sqlite_rebuild_problem(conn: SAConnection, info: TableInfo, current: Table) -> str | None:
     """Why SQLite cannot rebuild ``current`` safely; None when it can.
 
-    A rebuild drops the table: SQLite would run the ON DELETE rules of tables that refer
-    to it and lose its triggers, and any part of the definition that SQLAlchemy does not
-    reflect (COLLATE, generated columns, WITHOUT ROWID, STRICT, ...) would be lost. The
-    definition is compared word for word with a rebuild that changes nothing.
+    A rebuild drops the table: its triggers would be lost, and any part of the definition
+    that SQLAlchemy does not reflect (COLLATE, generated columns, WITHOUT ROWID, STRICT,
+    index expressions, ...) would be lost. The definition is compared word for word with a
+    rebuild that changes nothing. (Keys that refer to the table are safe: the rebuild runs
+    with foreign keys off, see _rebuilding, and checks them all before it commits.)
     """
     if current.info.get("sqlite_unpaired_keys"):
         return ("SQLite has to rebuild this table for this change, and Bastion cannot tell its foreign keys' "
                 "ON DELETE / ON UPDATE rules apart. Nothing was changed.")
-    if any(c.referred_table is current for c in current.constraints if isinstance(c, ForeignKeyConstraint)):
-        return ("SQLite has to rebuild this table for this change, and it refers to itself: dropping the old copy "
-                "would run its own ON DELETE rules on the new one. Nothing was changed.")
-    referring = conn.execute(_SQLITE_REFERRING, {"table": info.name}).scalar_one()
-    if referring:
-        return ("SQLite has to rebuild this table for this change, and other tables refer to it: dropping the old "
-                "copy would run their ON DELETE rules. Nothing was changed.")
     if any(_index_has_more(sql) for sql in conn.execute(_SQLITE_INDEXES, {"table": info.name}).scalars()):
         return ("SQLite has to rebuild this table for this change, and one of its indexes uses an expression, "
                 "COLLATE, a sort order or WHERE, which the rebuild would not carry over. Nothing was changed.")
@@ -576,7 +576,8 @@ def _run(conn: SAConnection, request: HttpRequest | None, user: Any, info: Table
     def note(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         ran.append(statement)
 
-    with conn.begin():
+    rebuild = alterations.copies_table(change, conn.dialect.name)
+    with _rebuilding(conn) if rebuild else nullcontext(), conn.begin():
         if conn.dialect.name == "sqlite":
             conn.exec_driver_sql("BEGIN IMMEDIATE")  # DDL inside the transaction, and the file locked from here
         planned = _planned(conn, user, info, change)
@@ -587,11 +588,34 @@ def _run(conn: SAConnection, request: HttpRequest | None, user: Any, info: Table
                 alterations.run(conn, planned.change, planned.current)
         finally:
             event.remove(conn, "before_cursor_execute", note)
+        if rebuild:
+            _check_keys(conn, info)
         if transactional:  # audited before the commit: no event, no change
             _audit(conn, request, user, info, planned, before, ran)
     if not transactional:
         _audit(conn, request, user, info, planned, before, ran)
     return planned
+
+
+@contextmanager
+def _rebuilding(conn: SAConnection) -> Iterator[None]:
+    """SQLite's table rebuild with foreign keys off (set outside the transaction, as SQLite requires), so that
+    dropping the old copy runs no ON DELETE rule of a table that refers to it; the pooled connection is
+    replaced afterwards rather than trusted to have them on again."""
+    conn.rollback()
+    raw: Any = conn.connection.dbapi_connection
+    try:
+        with foreign_keys_off(raw):
+            yield
+    finally:
+        conn.invalidate()
+
+
+def _check_keys(conn: SAConnection, info: TableInfo) -> None:
+    """Every key of the rebuilt table, and of the tables that refer to it, still finds its row (else Refused)."""
+    tables = {info.name, *conn.execute(_SQLITE_REFERRING, {"table": info.name}).scalars()}
+    if any(conn.execute(_SQLITE_KEY_CHECK, {"table": name}).scalar_one() for name in sorted(tables)):
+        raise Refused(KEYS_BROKEN)
 
 
 def _audit(conn: SAConnection, request: HttpRequest | None, user: Any, info: TableInfo, planned: Planned,
