@@ -363,7 +363,7 @@ def test_a_role_the_user_is_not_in_cannot_be_shared_with(client, people):
 # --- limits and audit details (security review findings) ---------------------------------------------
 def test_T28_statements_share_one_time_limit(client, people, settings):
     settings.CONSOLE_TIMEOUT = 0.6
-    pause = {"sqlite": "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 300000) "
+    pause = {"sqlite": "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 1000000) "
                        "SELECT count(*) FROM c",
              "postgresql": "SELECT pg_sleep(0.25)", "mysql": "SELECT SLEEP(0.25)"}[people.kind]
     status, body = run(signed(client, superuser()), people, ";\n".join([pause] * 12))
