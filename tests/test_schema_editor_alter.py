@@ -346,3 +346,30 @@ def test_T37_dropping_a_column_waits_for_a_second_person(client, target):  # noq
     [event] = events()
     assert event.actor == "alice" and event.details["change"] == "DropColumn"
     assert event.after["ddl"] == list(approval.statements)
+
+
+def test_T02_hostile_names_through_every_kind_of_change(client, target):  # noqa: F811
+    t = target
+    things(t)
+    c = signed_in(client, alterer(t))
+    names = ["[x]", "a`b", 'x"; DROP TABLE t; --', "🦊 fox", "select"]
+    for number, name in enumerate(names):
+        fields = {"name": name, "type": "integer", "nullable": "on", "default": str(number)}
+        if t.kind == "mysql" and name.startswith("🦊"):
+            response = preview(c, t, "things", "add_column", fields)
+            assert response.status_code == 400  # refused before anything ran: 4-byte characters
+            assert "Basic Multilingual Plane" in problem_in(response.content.decode())
+            continue
+        ok(change(c, t, "things", "add_column", fields))
+        if t.kind == "mysql" and "`" in name:  # SQLAlchemy misreads it: nothing more is changed on this table
+            response = preview(c, t, "things", "add_index", {"name": f"ix {name}", "column_1": name})
+            assert response.status_code == 400 and "backtick" in problem_in(response.content.decode())
+            t.run(f"ALTER TABLE {t.table('things')} DROP COLUMN {t.q(name)}")
+            continue
+        ok(change(c, t, "things", "add_index", {"name": f"ix {name}", "column_1": name}))
+        ok(change(c, t, "things", "rename_column", {"column": name, "new_name": f"{name} 2"}))
+        assert rows(t, "things", ["id", f"{name} 2"]) == [(1, number), (2, number), (3, number)]
+    ok(change(c, t, "things", "rename_table", {"new_name": "[x]"}))
+    ok(change(c, t, "[x]", "drop_column", {"column": "[x] 2"}))
+    assert rows(t, "[x]", ["id", "label"]) == [(1, "one"), (2, "two"), (3, "it's")]
+    assert "things" not in tables(t)

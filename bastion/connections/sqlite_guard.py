@@ -134,7 +134,7 @@ def foreign_keys_off(dbapi_connection: sqlite3.Connection) -> Iterator[None]:
 def _set_foreign_keys(dbapi_connection: sqlite3.Connection, *, on: bool) -> None:
     dbapi_connection.set_authorizer(None)
     try:
-        dbapi_connection.execute(f"PRAGMA foreign_keys = {'ON' if on else 'OFF'}")
+        dbapi_connection.execute("PRAGMA foreign_keys = ON" if on else "PRAGMA foreign_keys = OFF")
         state = dbapi_connection.execute("PRAGMA foreign_keys").fetchone()[0]
     finally:
         install_authorizer(dbapi_connection)

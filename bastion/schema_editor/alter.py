@@ -202,7 +202,34 @@ def reflect(conn: SAConnection, info: TableInfo) -> Table:
         raise Refused("This table no longer exists.") from None
     if conn.dialect.name == "sqlite":
         _sqlite_complete(conn, table)
+    elif conn.dialect.name == "mysql":
+        _mysql_check(conn, info, table)
     return table
+
+
+_MYSQL_NAMES = text(
+    "SELECT 'column', COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = coalesce(:schema, "
+    "DATABASE()) AND TABLE_NAME = :table UNION ALL SELECT DISTINCT 'index', INDEX_NAME FROM "
+    "information_schema.STATISTICS WHERE TABLE_SCHEMA = coalesce(:schema, DATABASE()) AND TABLE_NAME = :table "
+    "AND INDEX_NAME <> 'PRIMARY' UNION ALL SELECT 'key', CONSTRAINT_NAME FROM "
+    "information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = coalesce(:schema, DATABASE()) "
+    "AND TABLE_NAME = :table")
+
+
+def _mysql_check(conn: SAConnection, info: TableInfo, table: Table) -> None:
+    """SQLAlchemy reads a MySQL table from SHOW CREATE TABLE, and misreads names holding a backtick (it keeps
+    them doubled, or drops the key). A change built from a misread name would touch another column or fail, so
+    the names it read must be exactly the catalogue's."""
+    catalogue: dict[str, set[str]] = {"column": set(), "index": set(), "key": set()}
+    for kind, name in conn.execute(_MYSQL_NAMES, {"schema": info.schema, "table": info.name}):
+        catalogue[str(kind)].add(str(name))
+    keys = {c.name for c in table.constraints if isinstance(c, ForeignKeyConstraint)}
+    read = {"column": {c.name for c in table.c}, "index": {i.name for i in table.indexes if i.name}, "key": keys}
+    # MySQL lists a foreign key's own index among the indexes; SQLAlchemy does not.
+    if read["column"] != catalogue["column"] or read["key"] != catalogue["key"] \
+            or not read["index"] <= catalogue["index"] or not catalogue["index"] - read["index"] <= keys:
+        raise Refused("Bastion cannot read this table's definition exactly (a name holds a backtick, which "
+                      "SQLAlchemy misreads on MySQL), so it changes nothing here.")
 
 
 def _sqlite_complete(conn: SAConnection, table: Table) -> None:
@@ -467,10 +494,12 @@ def plan(user: Any, info: TableInfo, change: Change) -> Planned:
 
 
 def canonical(statements: list[str]) -> list[list[str]]:
-    """``statements`` with each one's lines sorted: SQLAlchemy writes a rebuilt table's constraints in the order
-    of a set, which changes from one reflection to the next; the same clauses in another order are the same
-    statement."""
-    return [sorted(line.strip().rstrip(",").strip() for line in statement.splitlines()) for statement in statements]
+    """``statements`` with each one's lines, and the statements, sorted: SQLAlchemy writes a rebuilt table's
+    constraints, and Alembic its indexes, in the order of a set, which changes from one reflection to the next;
+    the same clauses and indexes in another order are the same change (the steps themselves always come in
+    Alembic's order: create the copy, fill it, drop the old table, rename)."""
+    return sorted(sorted(line.strip().rstrip(",").strip() for line in statement.splitlines())
+                  for statement in statements)
 
 
 def _claims(user: Any, info: TableInfo, planned: Planned) -> dict[str, Any]:
