@@ -46,3 +46,33 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.action} by {self.actor or 'anonymous'}"
+
+
+class TableSnapshot(models.Model):
+    """What restores a dropped table: the statements that recreate it and, when it was small enough, its rows.
+
+    Written once, with the drop's audit event (bastion.schema_editor.snapshots.store), never changed.
+    The event's details hold ``definition_sha256`` and ``sha256`` of what is kept here, so the hash chain
+    covers the snapshot too: a restore checks both before it uses anything (T34). ``data`` holds every
+    column's values, hidden ones included (T31): no page ever shows it, only its size and row count.
+    """
+
+    event = models.OneToOneField(AuditEvent, on_delete=models.PROTECT, related_name="snapshot")
+    dialect = models.CharField(max_length=16)
+    create_sql = models.TextField()
+    index_sql = models.JSONField(default=list)  # run after CREATE TABLE, before the rows
+    finish_sql = models.JSONField(default=list)  # run after the rows
+    columns = models.JSONField(default=list)  # the columns whose values are kept, in the order of each row
+    rows_kept = models.BooleanField(default=False)
+    reason = models.CharField(max_length=200, blank=True)  # why the rows were not kept
+    row_count = models.BigIntegerField(null=True, blank=True)
+    json_bytes = models.BigIntegerField(default=0)  # size of the rows as JSON, before compression
+    data = models.BinaryField(null=True, blank=True)  # the rows: JSON, zlib-compressed
+    sha256 = models.CharField(max_length=64, blank=True)  # of ``data``
+    definition_sha256 = models.CharField(max_length=64)
+
+    class Meta:
+        default_permissions = ("view",)
+
+    def __str__(self) -> str:
+        return f"snapshot of event #{self.event_id}"

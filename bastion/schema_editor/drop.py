@@ -12,6 +12,10 @@ checks the grant and the typed name again, then runs the one statement
   audited right after;
 - under the statement time limit (bastion.connections.limits).
 
+Dropping a table (not a view, not emptying) first takes its snapshot in the same transaction
+(bastion.schema_editor.snapshots: the statements that recreate it and, under the configured size,
+its rows), kept with the one audit event of the drop, whose details carry the snapshot's hashes.
+
 Names are never pasted into SQL: DROP TABLE / DROP VIEW are SQLAlchemy's DDL
 constructs, TRUNCATE is compiled with the dialect's identifier preparer, and
 SQLite (which has no TRUNCATE) gets a DELETE statement.
@@ -25,6 +29,7 @@ from typing import Any
 import psycopg
 import pymysql
 from django.conf import settings
+from django.db import transaction
 from django.http import HttpRequest
 from sqlalchemy import Connection as SAConnection
 from sqlalchemy import MetaData, Table, delete, literal_column, select, text
@@ -42,6 +47,7 @@ from bastion.connections.counts import RowCount, bounded_count
 from bastion.connections.engines import get_engine
 from bastion.connections.errors import engine_reason, safe_message
 from bastion.explorer.schema import TableInfo
+from bastion.schema_editor import snapshots
 
 DROP, EMPTY = "drop", "empty"
 TABLE_DROPPED = "schema.table_dropped"
@@ -314,18 +320,26 @@ def _run(conn: SAConnection, request: HttpRequest | None, user: Any, info: Table
         blocked = reaches_further(conn, info, action)  # inside the transaction: nothing changes in between
         if blocked is not None:
             raise Refused(blocked)
+        snapshot = snapshots.take(conn, info, count) if action == DROP and not info.is_view else None
         with limits.statement_time_limit(conn, settings.EXPLORER_QUERY_TIMEOUT):
             result = conn.execute(statement(info, action, conn.dialect))
         if action == EMPTY and conn.dialect.name == "sqlite" and result.rowcount is not None \
                 and result.rowcount >= 0:
             count = RowCount(result.rowcount)  # DELETE tells exactly how many rows it removed
         if transactional:  # audited before the commit: no event, no change
-            _audit(request, user, info, action, sql, before, count)
+            _audit(request, user, info, action, sql, before, count, snapshot)
     if not transactional:  # MySQL/MariaDB: the statement committed itself
-        _audit(request, user, info, action, sql, before, count)
+        _audit(request, user, info, action, sql, before, count, snapshot)
 
 
 def _audit(request: HttpRequest | None, user: Any, info: TableInfo, action: str, sql: str, before: dict[str, Any],
-           count: RowCount | None) -> None:
-    record(_event(action), request=request, actor=user, target=_target(info), details=_details(info, count),
-           before={**before, "rows": None if count is None else count.value}, after={"ddl": sql})
+           count: RowCount | None, snapshot: snapshots.Snapshot | None) -> None:
+    """The one event of the change, and the table's snapshot with it (both written, or neither)."""
+    details = _details(info, count)
+    if snapshot is not None:
+        details["snapshot"] = snapshots.summary(snapshot)
+    with transaction.atomic():
+        event = record(_event(action), request=request, actor=user, target=_target(info), details=details,
+                       before={**before, "rows": None if count is None else count.value}, after={"ddl": sql})
+        if snapshot is not None:
+            snapshots.store(event, snapshot)

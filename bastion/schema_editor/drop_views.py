@@ -48,6 +48,7 @@ def _page(request: HttpRequest, opened: OpenTable, action: str, *, status: int =
         opened, plan=plan, action=action, problem=problem,
         choices=[(choice, plan.statements[choice]) for choice in choices],
         needs_approval=needs_approval, only_with_approval=len(needs_approval) == len(choices),
+        snapshot_rows=settings.DROP_SNAPSHOT_MAX_ROWS,
         approval_hours=round(settings.SCHEMA_APPROVAL_SECONDS / 3600, 1),
     ), status=status)
 

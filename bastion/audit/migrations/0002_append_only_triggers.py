@@ -6,6 +6,8 @@ database itself refuse, so a bug or a stolen application account cannot either.
 
 from django.db import migrations
 
+from bastion.audit import append_only
+
 SQLITE = [
     """CREATE TRIGGER audit_event_no_update BEFORE UPDATE ON audit_auditevent
        BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END""",
@@ -31,22 +33,7 @@ POSTGRESQL_REVERSE = [
     "DROP FUNCTION IF EXISTS audit_event_append_only()",
 ]
 STATEMENTS = {"sqlite": (SQLITE, SQLITE_REVERSE), "postgresql": (POSTGRESQL, POSTGRESQL_REVERSE)}
-
-
-def _run(schema_editor, forward: bool) -> None:
-    statements = STATEMENTS.get(schema_editor.connection.vendor)
-    if statements is None:
-        return
-    for sql in statements[0 if forward else 1]:
-        schema_editor.execute(sql)
-
-
-def create_triggers(apps, schema_editor):
-    _run(schema_editor, forward=True)
-
-
-def drop_triggers(apps, schema_editor):
-    _run(schema_editor, forward=False)
+create_triggers, drop_triggers = append_only.operations(STATEMENTS)
 
 
 class Migration(migrations.Migration):
