@@ -173,3 +173,65 @@ def test_create_fill_alter_and_drop_a_table(live_bastion: LiveBastion, browser_p
     expect(page.locator("ul.messages")).to_contain_text("Table “chores” dropped.")
     expect(page.get_by_role("link", name="chores", exact=True)).to_have_count(0)
     snap(page, "schema-dropped")
+
+    # The audit log keeps the table and its row: restore it from there.
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Audit log").click()
+    expect(page.locator("p.snapshot").first).to_contain_text("rows kept: 1")
+    snap(page, "schema-audit-snapshot")
+    page.get_by_role("link", name="Restore…").first.click()
+    expect(page.get_by_role("heading", name=re.compile("^Restore table “chores”"))).to_be_visible()
+    expect(page.locator("pre").first).to_contain_text("CREATE TABLE")
+    snap(page, "schema-restore")
+    page.get_by_role("button", name="Restore it").click()
+    expect(page.get_by_role("heading", name="chores", exact=True)).to_be_visible()
+    expect(page.locator("table.data")).to_contain_text("Water the plants")
+
+
+def reauthenticate_if_asked(page: Page, password: str) -> bool:
+    page.wait_for_load_state()
+    if not page.get_by_role("heading", name="Confirm Access").is_visible():
+        return False
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Confirm").click()
+    return True
+
+
+def test_a_drop_waits_for_a_second_admin(live_bastion: LiveBastion, new_page: Callable[..., Page]) -> None:
+    """The two-person rule in the browser: the Admin role makes drops wait; one admin asks, the other approves."""
+    live_bastion.create_admin("first", NEW_PASSWORD)
+    live_bastion.create_admin("second", NEW_PASSWORD)
+    page = new_page()
+    page.goto(live_bastion.url("/accounts/login/"))
+    sign_in(page, "first", NEW_PASSWORD)
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Roles").click()
+    page.get_by_role("link", name="Admin", exact=True).click()
+    page.locator("#two-person").get_by_label(re.compile("Dropping a table")).check()
+    page.get_by_role("button", name="Save two-person rule").click()
+    expect(page.locator("ul.messages")).to_be_visible()
+
+    open_new_table_form(page)
+    page.get_by_label("Table name").fill("scratch")
+    page.locator(column(page, 0, "name")).fill("id")
+    page.locator(column(page, 0, "primary_key")).check()
+    page.get_by_role("button", name="Preview SQL").click()
+    page.get_by_role("button", name="Create table").click()
+    page.get_by_role("link", name="Drop or empty…").click()
+    page.get_by_label(re.compile("Type the name")).fill("scratch")
+    confirm = page.get_by_role("button", name=re.compile("^(Run it|Ask for approval)$"))
+    confirm.click()  # emptying would run at once: only dropping waits
+    if reauthenticate_if_asked(page, NEW_PASSWORD):
+        page.get_by_label(re.compile("Type the name")).fill("scratch")
+        confirm.click()
+    expect(page.locator("ul.messages")).to_contain_text("approval")
+    snap(page, "schema-approvals-requester")
+
+    other = new_page()
+    other.goto(live_bastion.url("/accounts/login/"))
+    sign_in(other, "second", NEW_PASSWORD)
+    other.get_by_role("navigation", name="Main").get_by_role("link", name=re.compile("^Approvals")).click()
+    expect(other.get_by_text('DROP TABLE "scratch"')).to_be_visible()
+    snap(other, "schema-approvals-approver")
+    other.get_by_role("button", name=re.compile("^Approve and run")).click()
+    if reauthenticate_if_asked(other, NEW_PASSWORD):
+        other.get_by_role("button", name=re.compile("^Approve and run")).click()
+    expect(other.locator("ul.messages")).to_contain_text("dropped")
