@@ -109,6 +109,7 @@ class Ddl:
 
     action: Literal["alter", "drop"]  # CREATE/ALTER/RENAME/COMMENT/CREATE INDEX: alter; DROP/TRUNCATE: drop
     table: TableRef  # for CREATE the new name, which need not exist yet
+    drops_column: bool = False  # ALTER TABLE ... DROP [COLUMN] (the two-person rule may apply)
 
 
 @dataclass(frozen=True)
@@ -607,6 +608,8 @@ class _Analyser:
                 found.ddl.append(Ddl("alter", TableRef(schema if schema is not None else ref.schema, name)))
             if any(drop.args.get("cascade") for drop in action.find_all(exp.Drop)):
                 found.problem(_CASCADE)
+            if isinstance(action, exp.Drop) and (action.args.get("kind") or "COLUMN").upper() == "COLUMN":
+                found.ddl.append(Ddl("alter", ref, drops_column=True))
         self._read_structure_sources(node, found)
         return Kind.DDL
 

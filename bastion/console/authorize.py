@@ -21,6 +21,7 @@ from bastion.access.models import Action, ColumnMode
 from bastion.console.analysis import UNKNOWN_COLUMN, UNKNOWN_TABLE, Kind, Statement
 from bastion.console.permissions import UserGrants
 from bastion.console.refs import TableRef
+from bastion.schema_editor import approvals
 
 WRITE_ACTIONS = {"insert": Action.INSERT, "update": Action.UPDATE, "delete": Action.DELETE}
 DDL_ACTIONS = {"alter": Action.ALTER, "drop": Action.DROP}
@@ -95,4 +96,13 @@ def _ddl_refusal(statement: Statement, grants: UserGrants) -> str | None:
         if not (grants.may(Action.QUERY_WRITE, change.table) and grants.may(action, change.table)):
             verb = "change the structure of" if change.action == "alter" else "drop or empty"
             return f'You may not {verb} "{change.table}" from the console.'
+        # The two-person rule: what must wait for another person's approval is asked for from the schema
+        # editor, never run from the console (DROP and TRUNCATE are told apart only as "drop" here).
+        if change.action == "drop" and (grants.needs_second_person(approvals.DROP)
+                                        or grants.needs_second_person(approvals.EMPTY)):
+            return (f'Your role needs another person\'s approval to drop or empty tables: use "Drop or empty…" on '
+                    f'the page of "{change.table}", which asks for it.')
+        if change.drops_column and grants.needs_second_person(approvals.DROP_COLUMN):
+            return (f'Your role needs another person\'s approval to drop a column: use the structure page of '
+                    f'"{change.table}", which asks for it.')
     return None

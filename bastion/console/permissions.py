@@ -7,6 +7,7 @@ from typing import Any
 from bastion.access.models import GLOBAL_ACTIONS, Action, ColumnMode
 from bastion.access.policy import Resource, can_write_column, check, column_modes, holds_in_connection
 from bastion.console.refs import TableRef
+from bastion.schema_editor import approvals
 
 WRITE_COLUMN_ACTIONS = frozenset({Action.INSERT, Action.UPDATE})
 
@@ -19,6 +20,13 @@ class UserGrants:
         self.connection_id = connection_id
         self._modes: dict[tuple[TableRef, str], ColumnMode] = {}
         self._answers: dict[tuple[Action, TableRef | None, str | None], bool] = {}
+        self._waiting: frozenset[str] | None = None
+
+    def needs_second_person(self, operation: str) -> bool:
+        """Does the user's role make ``operation`` (approvals.DROP, EMPTY, DROP_COLUMN) wait for approval?"""
+        if self._waiting is None:
+            self._waiting = approvals.needed_operations(self.user)
+        return operation in self._waiting
 
     def column_mode(self, table: TableRef, column: str) -> ColumnMode:
         key = (table, column)

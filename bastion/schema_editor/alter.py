@@ -573,8 +573,10 @@ def _details(info: TableInfo, change: Change) -> dict[str, Any]:
             "change": type(change).__name__, **{k: v for k, v in asdict(change).items() if k != "label"}}
 
 
-def run(user: Any, request: HttpRequest | None, info: TableInfo, change: Change, token: str) -> str:
+def run(user: Any, request: HttpRequest | None, info: TableInfo, change: Change, token: str, *,
+        approved: dict[str, Any] | None = None) -> str:
     """Make ``change`` if ``token`` is the preview of exactly the statements it gives now; the table's name after.
+    ``approved``: who approved it under the two-person rule, for the change's event.
 
     NotPermitted, Refused, PreviewMismatch: nothing ran. AlterFailed: the database refused and nothing was
     changed (audited as a failure).
@@ -585,20 +587,20 @@ def run(user: Any, request: HttpRequest | None, info: TableInfo, change: Change,
     failure: DBAPIError | None = None
     with get_engine(info.connection).connect() as conn:
         try:
-            planned = _run(conn, request, user, info, change, token, before)
+            planned = _run(conn, request, user, info, change, token, before, approved or {})
         except DBAPIError as exc:
             failure = exc
     reflection.invalidate(info.connection)  # also after a failure: the catalogue may have been out of date
     if failure is not None:
         message = _failure_message(failure)
         record(TABLE_ALTERED, request=request, actor=user, target=_target(info), outcome=Outcome.FAILURE,
-               details={**_details(info, change), "error": message}, before=before)
+               details={**_details(info, change), **(approved or {}), "error": message}, before=before)
         raise AlterFailed(message)
     return planned.change.new_name if isinstance(planned.change, RenameTable) else info.name
 
 
 def _run(conn: SAConnection, request: HttpRequest | None, user: Any, info: TableInfo, change: Change, token: str,
-         before: dict[str, Any]) -> Planned:
+         before: dict[str, Any], approved: dict[str, Any]) -> Planned:
     transactional = conn.dialect.name in ("postgresql", "sqlite")
     ran: list[str] = []
 
@@ -620,9 +622,9 @@ def _run(conn: SAConnection, request: HttpRequest | None, user: Any, info: Table
         if rebuild:
             _check_keys(conn, info)
         if transactional:  # audited before the commit: no event, no change
-            _audit(conn, request, user, info, planned, before, ran)
+            _audit(conn, request, user, info, planned, before, ran, approved)
     if not transactional:
-        _audit(conn, request, user, info, planned, before, ran)
+        _audit(conn, request, user, info, planned, before, ran, approved)
     return planned
 
 
@@ -648,9 +650,10 @@ def _check_keys(conn: SAConnection, info: TableInfo) -> None:
 
 
 def _audit(conn: SAConnection, request: HttpRequest | None, user: Any, info: TableInfo, planned: Planned,
-           before: dict[str, Any], ran: list[str]) -> None:
+           before: dict[str, Any], ran: list[str], approved: dict[str, Any]) -> None:
     name = planned.change.new_name if isinstance(planned.change, RenameTable) else info.name
-    record(TABLE_ALTERED, request=request, actor=user, target=_target(info), details=_details(info, planned.change),
+    record(TABLE_ALTERED, request=request, actor=user, target=_target(info),
+           details={**_details(info, planned.change), **approved},
            before=before, after={"ddl": planned.statements, "executed": ran, **_described(conn, info, name)})
 
 
@@ -682,7 +685,7 @@ def _approval_failed(approval: Any, request: HttpRequest | None, info: TableInfo
     raise approvals.ExecutionFailed(message)
 
 
-def _run_approved_drop_column(approval: Any, _approver: Any, request: HttpRequest | None) -> str:
+def _run_approved_drop_column(approval: Any, approver: Any, request: HttpRequest | None) -> str:
     """The approved column drop, under the requester's grants, only if it is still exactly the statements shown."""
     requester, change = approval.requester, DropColumn(approval.column)
     info = None
@@ -692,7 +695,8 @@ def _run_approved_drop_column(approval: Any, _approver: Any, request: HttpReques
         if canonical(planned.statements) != canonical(list(approval.statements)):
             _approval_failed(approval, request, info, "The statements Bastion would run now are not the ones that "
                                                       "were approved, so nothing was run. The requester can ask again.")
-        run(requester, request, info, change, preview_token(requester, info, planned))
+        run(requester, request, info, change, preview_token(requester, info, planned),
+            approved=approvals.approved_details(approval, approver))
     except AlterFailed as exc:  # run audited it
         raise approvals.ExecutionFailed(str(exc)) from None
     except NotPermitted:

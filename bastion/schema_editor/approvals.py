@@ -51,8 +51,8 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from bastion.access.models import Action, RoleOptions, TwoPersonOperation
-from bastion.access.policy import Resource, check
+from bastion.access.models import Action, ColumnMode, RoleOptions, TwoPersonOperation
+from bastion.access.policy import Resource, check, column_modes
 from bastion.audit.models import Outcome
 from bastion.audit.services import record
 from bastion.connections import reflection
@@ -129,10 +129,28 @@ def resource(approval: ApprovalRequest) -> Resource:
 
 
 def may_decide(user: Any, approval: ApprovalRequest) -> bool:
-    """Anybody but the requester holding manage, or the grant the change needs on that table."""
+    """Anybody but the requester holding manage, or the grant the change needs on that table and, for a column
+    drop, the columns its statements name in clear (the column; on SQLite, whose rebuild names every column,
+    all of them): a request must not show a hidden column's name, nor let its drop be approved blind (T31)."""
     if not _member(user) or user.pk == approval.requester_id:
         return False
-    return check(user, Action.MANAGE) or check(user, GRANT_FOR[approval.operation], resource(approval))
+    if check(user, Action.MANAGE):
+        return True  # manage may change any grant: nothing is hidden from it for long
+    if not check(user, GRANT_FOR[approval.operation], resource(approval)):
+        return False
+    return approval.operation != DROP_COLUMN or _sees_named_columns(user, approval)
+
+
+def _sees_named_columns(user: Any, approval: ApprovalRequest) -> bool:
+    schema = approval.schema or None
+    names = [approval.column]
+    if approval.connection.engine == "sqlite":
+        try:
+            names += [c["name"] for c in reflection.columns(approval.connection, schema, approval.table)]
+        except UNREACHABLE:  # an unreadable table shows nothing; approving it would fail anyway
+            return False
+    views = column_modes(user, approval.connection_id, schema, approval.table, names)
+    return all(view.mode == ColumnMode.VISIBLE for view in views.values())
 
 
 def decidable(user: Any) -> list[ApprovalRequest]:
@@ -159,8 +177,13 @@ def waiting_count(user: Any) -> int:
 
 # --- asking --------------------------------------------------------------------------------------------
 def fingerprint(info: TableInfo) -> str:
-    """A digest of the table's definition (columns, keys, indexes; a view's SQL), as drop.definition gives it."""
-    canonical = json.dumps(drop.definition(info), sort_keys=True, separators=(",", ":"), default=str)
+    """A digest of the table's definition (columns, keys, indexes; a view's SQL), as drop.definition gives it,
+    and of the database the connection points at: a connection moved to another server or database since the
+    request must not let the approval run there."""
+    connection = info.connection
+    where = {field: getattr(connection, field) for field in ("engine", "host", "port", "database", "sqlite_path")}
+    canonical = json.dumps({"table": drop.definition(info), "database": where}, sort_keys=True,
+                           separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -363,6 +386,12 @@ def cancel(user: Any, request: HttpRequest | None, approval: ApprovalRequest) ->
     _refuse_unless_open(CANCELLED, request, user, approval)
 
 
+def approved_details(approval: ApprovalRequest, approver: Any) -> dict[str, Any]:
+    """What the change's own event says of the approval it ran under (T33)."""
+    return {"approval_id": approval.pk, "requested_by": approval.requester.get_username(),
+            "approved_by": approver.get_username()}
+
+
 # --- running: drop and empty -----------------------------------------------------------------------------
 def outcome_message(info: TableInfo, action: str, count: RowCount | None) -> str:
     """What the user reads once a drop or empty ran."""
@@ -390,7 +419,8 @@ def _run_drop(approval: ApprovalRequest, approver: Any, request: HttpRequest | N
         if [ran] != approval.statements:
             _drop_failed(approval, request, "The statement Bastion would run now is not the one that was approved, "
                                             "so nothing was run. The requester can ask again.")
-        count = drop.run(approval.requester, request, info, approval.operation, approval.table)
+        count = drop.run(approval.requester, request, info, approval.operation, approval.table,
+                         approved=approved_details(approval, approver))
     except drop.DropFailed as exc:  # drop.run audited it
         raise ExecutionFailed(str(exc)) from None
     except drop.NotPermitted:

@@ -278,8 +278,10 @@ def _failure_message(exc: DBAPIError) -> str:
     return f"The database refused the statement: {text}"
 
 
-def run(user: Any, request: HttpRequest | None, info: TableInfo, action: str, typed_name: str) -> RowCount | None:
+def run(user: Any, request: HttpRequest | None, info: TableInfo, action: str, typed_name: str, *,
+        approved: dict[str, Any] | None = None) -> RowCount | None:
     """Drop or empty ``info`` once ``typed_name`` is exactly its name; the rows it held (bounded count).
+    ``approved``: who approved it under the two-person rule, for the change's event.
 
     NotPermitted, Refused: nothing ran, nothing audited. DropFailed: the database refused and nothing was
     changed (audited as a failure).
@@ -296,7 +298,7 @@ def run(user: Any, request: HttpRequest | None, info: TableInfo, action: str, ty
         sql = statement_sql(info, action, conn.dialect)
         count = _count(conn, info)
         try:
-            _run(conn, request, user, info, action, sql, before, count)
+            _run(conn, request, user, info, action, sql, before, count, approved or {})
         except DBAPIError as exc:
             failure: DBAPIError | None = exc
         else:
@@ -305,13 +307,14 @@ def run(user: Any, request: HttpRequest | None, info: TableInfo, action: str, ty
     if failure is not None:
         message = _failure_message(failure)
         record(_event(action), request=request, actor=user, target=_target(info), outcome=Outcome.FAILURE,
-               details={**_details(info, count), "error": message}, before=before, after={"ddl": sql})
+               details={**_details(info, count), **(approved or {}), "error": message}, before=before,
+               after={"ddl": sql})
         raise DropFailed(message)
     return count
 
 
 def _run(conn: SAConnection, request: HttpRequest | None, user: Any, info: TableInfo, action: str, sql: str,
-         before: dict[str, Any], count: RowCount | None) -> None:
+         before: dict[str, Any], count: RowCount | None, approved: dict[str, Any]) -> None:
     transactional = conn.dialect.name in ("postgresql", "sqlite")
     with conn.begin():
         if conn.dialect.name == "sqlite":
@@ -327,15 +330,15 @@ def _run(conn: SAConnection, request: HttpRequest | None, user: Any, info: Table
                 and result.rowcount >= 0:
             count = RowCount(result.rowcount)  # DELETE tells exactly how many rows it removed
         if transactional:  # audited before the commit: no event, no change
-            _audit(request, user, info, action, sql, before, count, snapshot)
+            _audit(request, user, info, action, sql, before, count, snapshot, approved)
     if not transactional:  # MySQL/MariaDB: the statement committed itself
-        _audit(request, user, info, action, sql, before, count, snapshot)
+        _audit(request, user, info, action, sql, before, count, snapshot, approved)
 
 
 def _audit(request: HttpRequest | None, user: Any, info: TableInfo, action: str, sql: str, before: dict[str, Any],
-           count: RowCount | None, snapshot: snapshots.Snapshot | None) -> None:
+           count: RowCount | None, snapshot: snapshots.Snapshot | None, approved: dict[str, Any]) -> None:
     """The one event of the change, and the table's snapshot with it (both written, or neither)."""
-    details = _details(info, count)
+    details = {**_details(info, count), **approved}
     if snapshot is not None:
         details["snapshot"] = snapshots.summary(snapshot)
     with transaction.atomic():
