@@ -20,7 +20,7 @@ from bastion.access.models import Action, ColumnMode
 from bastion.audit.models import AuditEvent, Outcome
 from bastion.connections.engines import get_engine
 from bastion.schema_editor import alter
-from tests.engines import HOSTILE, sqlite_target, target  # noqa: F401
+from tests.engines import HOSTILE, postgresql_target, sqlite_target, target  # noqa: F401
 from tests.test_schema_editor_drop import make_user, problem_in, tables
 
 pytestmark = pytest.mark.django_db
@@ -373,3 +373,21 @@ def test_T02_hostile_names_through_every_kind_of_change(client, target):  # noqa
     ok(change(c, t, "[x]", "drop_column", {"column": "[x] 2"}))
     assert rows(t, "[x]", ["id", "label"]) == [(1, "one"), (2, "two"), (3, "it's")]
     assert "things" not in tables(t)
+
+
+def test_a_change_gives_up_when_another_session_holds_the_table(client, postgresql_target):  # noqa: F811
+    """PostgreSQL: an ALTER waiting for its lock would make every reader of the table wait behind it."""
+    t = postgresql_target
+    things(t)
+    c = signed_in(client, alterer(t))
+    shown = preview(c, t, "things", "add_column", {"name": "note", "type": "text", "nullable": "on"})
+    with t.admin.connect() as other:
+        other.execute(text(f"LOCK TABLE {t.table('things')} IN ACCESS SHARE MODE"))  # a long read, say
+        response = c.post(structure_url(t, "things"), {
+            "op": "add_column", "confirm": "1", "token": token_in(shown.content.decode()), "add_column-name": "note",
+            "add_column-type": "text", "add_column-nullable": "on"})
+        other.rollback()
+    assert response.status_code == 400 and problem_in(response.content.decode()).strip() == alter.TABLE_IN_USE
+    assert "note" not in columns_of(t, "things")
+    [event] = events()
+    assert event.outcome == Outcome.FAILURE

@@ -60,6 +60,10 @@ from bastion.schema_editor.definition import ForeignKeySpec, column_problems
 from bastion.schema_editor.identifiers import column_key, name_problem
 
 TABLE_ALTERED = "schema.table_altered"
+LOCK_WAIT_SECONDS = 3  # PostgreSQL: how long a change waits for the table's lock
+_PG_LOCK_NOT_AVAILABLE = "55P03"
+TABLE_IN_USE = ("Another session is using this table, so the change could not start. Nothing was changed; try "
+                "again in a moment.")
 PREVIEW_SALT = "bastion.schema_editor.alter"
 NO_SUCH_COLUMN = "There is no such column in this table."
 NAME_TAKEN = "This name cannot be used here; choose another."
@@ -537,6 +541,8 @@ def _failure_message(exc: DBAPIError) -> str:
     if limits.is_timeout(exc):
         return ("The database did not finish in time (another session may hold a lock on this table). Nothing "
                 "was changed; try again.")
+    if isinstance(original, psycopg.Error) and original.sqlstate == _PG_LOCK_NOT_AVAILABLE:
+        return TABLE_IN_USE
     if isinstance(original, psycopg.Error | pymysql.MySQLError):
         return f"The database refused the change: {engine_reason(exc)}"
     return f"The database refused the change: {safe_message(exc)}"
@@ -611,6 +617,10 @@ def _run(conn: SAConnection, request: HttpRequest | None, user: Any, info: Table
     with _rebuilding(conn) if rebuild else nullcontext(), conn.begin():
         if conn.dialect.name == "sqlite":
             conn.exec_driver_sql("BEGIN IMMEDIATE")  # DDL inside the transaction, and the file locked from here
+        elif conn.dialect.name == "postgresql":
+            # ALTER waits for an exclusive lock, and every reader of the table queues behind the waiting ALTER:
+            # give up soon rather than stall the table for everyone.
+            conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{LOCK_WAIT_SECONDS}s'")
         planned = _planned(conn, user, info, change)
         _check_token(token, user, info, planned)
         event.listen(conn, "before_cursor_execute", note)
