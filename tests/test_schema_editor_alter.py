@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, inspect, text
 from bastion.access.models import Action, ColumnMode
 from bastion.audit.models import AuditEvent, Outcome
 from bastion.connections.engines import get_engine
-from bastion.schema_editor import alter
+from bastion.schema_editor import alter, alter_checks, live_table
 from tests.engines import HOSTILE, postgresql_target, sqlite_target, target  # noqa: F401
 from tests.test_schema_editor_drop import make_user, problem_in, tables
 
@@ -253,7 +253,7 @@ def test_T20_T31_hidden_columns_are_not_offered_nor_accepted(client, target):  #
     # A new column named like the hidden one is refused without saying what is there.
     response = preview(c, t, "things", "add_column", {"name": "amount", "type": "integer", "nullable": "on"})
     assert response.status_code == 400
-    assert problem_in(response.content.decode()).strip() == alter.NAME_TAKEN
+    assert problem_in(response.content.decode()).strip() == alter_checks.NAME_TAKEN
     assert set(columns_of(t, "things")) == {"id", "label", "amount"}
 
 
@@ -305,7 +305,7 @@ def test_sqlite_rebuild_that_would_break_a_key_changes_nothing(client, sqlite_ta
           "CREATE TABLE kids (id INTEGER PRIMARY KEY, parent INTEGER)", "INSERT INTO kids VALUES (1, 1), (2, 7)")
     c = signed_in(client, alterer(t))
     response = change(c, t, "kids", "add_foreign_key", {"column": "parent", "referred_table": "parents"})
-    assert response.status_code == 400 and problem_in(response.content.decode()).strip() == alter.KEYS_BROKEN
+    assert response.status_code == 400 and problem_in(response.content.decode()).strip() == live_table.KEYS_BROKEN
     assert rows(t, "kids", ["id", "parent"]) == [(1, 1), (2, 7)]
     assert inspect(engine_of(t)).get_foreign_keys("kids") == []
     assert not events().exists()

@@ -1,7 +1,7 @@
 """The structure page's forms: one small form per kind of change, each turned into an ``alterations`` change.
 
 Choices (columns, indexes, foreign keys, tables) come from what the user may see
-(``alter.Structure``), so a hidden column cannot even be chosen; the service checks
+(``alter_checks.Structure``), so a hidden column cannot even be chosen; the service checks
 everything again against the live table.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 from django import forms
 
 from bastion.schema_editor import alterations, column_types
-from bastion.schema_editor.alter import Structure
+from bastion.schema_editor.alter_checks import Structure
 from bastion.schema_editor.alterations import Change
 from bastion.schema_editor.definition import REFERENTIAL_ACTIONS
 from bastion.schema_editor.forms import ColumnForm, name_field

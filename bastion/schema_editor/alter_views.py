@@ -25,16 +25,16 @@ from bastion.accounts.pending import RESUMED_MESSAGE, keeps_input
 from bastion.explorer.access import OpenTable, table_resource
 from bastion.explorer.links import table_query
 from bastion.explorer.views import table_context, table_view
-from bastion.schema_editor import alter, approvals, services
+from bastion.schema_editor import alter, alter_approval, alter_checks, approvals, services
 from bastion.schema_editor.alter_forms import BY_OP, FORMS, ChangeForm
 
 
-def _forms(structure: alter.Structure, dialect: Any, bound: ChangeForm | None) -> list[ChangeForm]:
+def _forms(structure: alter_checks.Structure, dialect: Any, bound: ChangeForm | None) -> list[ChangeForm]:
     return [bound if bound is not None and type(bound) is form else form(structure=structure, dialect=dialect)
             for form in FORMS]
 
 
-def _page(request: HttpRequest, opened: OpenTable, structure: alter.Structure, dialect: Any, *,
+def _page(request: HttpRequest, opened: OpenTable, structure: alter_checks.Structure, dialect: Any, *,
           bound: ChangeForm | None = None, status: int = 200, **extra: Any) -> HttpResponse:
     return render(request, "schema_editor/alter_table.html", table_context(
         opened, structure=structure, forms=_forms(structure, dialect, bound), bound=bound,
@@ -57,8 +57,8 @@ def alter_table(request: HttpRequest, opened: OpenTable) -> HttpResponse:
     the preview's token) made, and the user sent back here (to the new name after a rename)."""
     info = opened.info
     try:
-        structure = alter.structure(request.user, info)
-    except alter.NotPermitted:
+        structure = alter_checks.structure(request.user, info)
+    except alter_checks.NotPermitted:
         raise PermissionDenied from None
     dialect = services.connected_dialect(info.connection)
     data: Any = request.POST if request.method == "POST" else request.resumed_post
@@ -77,8 +77,8 @@ def alter_table(request: HttpRequest, opened: OpenTable) -> HttpResponse:
     try:
         if "confirm" in data:
             try:
-                if alter.needs_approval(request.user, info, change):
-                    approval = alter.ask_approval(request.user, request, info, change, data.get("token", ""))
+                if alter_approval.needs_approval(request.user, info, change):
+                    approval = alter_approval.ask_approval(request.user, request, info, change, data.get("token", ""))
                     messages.info(request, "Your role needs another person's approval for this: it waits under "
                                            f"Approvals until {approvals.when(approval.expires_at)}.")
                     return redirect("approvals:list")
@@ -89,9 +89,9 @@ def alter_table(request: HttpRequest, opened: OpenTable) -> HttpResponse:
                 messages.success(request, f"{change.label}: done.")
                 return redirect(_structure_url(opened, name))
         planned = alter.plan(request.user, info, change)
-    except (alter.Refused, alter.AlterFailed, approvals.Refused) as exc:
+    except (alter_checks.Refused, alter.AlterFailed, approvals.Refused) as exc:
         return _page(request, opened, structure, dialect, bound=form, status=400, problem=str(exc))
-    except alter.NotPermitted:
+    except alter_checks.NotPermitted:
         raise PermissionDenied from None
     return _page(request, opened, structure, dialect, bound=form, status=409 if problem else 200, problem=problem,
                  planned=planned, token=alter.preview_token(request.user, info, planned))

@@ -7,5 +7,5 @@ class SchemaEditorConfig(AppConfig):
     verbose_name = "Schema editor"
 
     def ready(self) -> None:
-        # The column-drop executor of the two-person rule registers itself when alter is imported.
-        from bastion.schema_editor import alter  # noqa: F401
+        # The column-drop executor of the two-person rule registers itself when alter_approval is imported.
+        from bastion.schema_editor import alter_approval  # noqa: F401
