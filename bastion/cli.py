@@ -231,15 +231,22 @@ def cmd_createadmin(args: argparse.Namespace) -> int:
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     _setup_django()
     from bastion.audit.chain import verify_chain
+    from bastion.audit.integrity import verify_snapshots
     from bastion.audit.models import AuditEvent
 
     report = verify_chain(AuditEvent.objects.order_by("seq").iterator(chunk_size=2000))
-    if report.ok:
-        print(f"Audit chain OK: {report.checked} events verified.")
-        return 0
-    print(f"Audit chain BROKEN at event #{report.broken_seq}: {report.problem} "
-          f"({report.checked} events before it verified).", file=sys.stderr)
-    return 1
+    if not report.ok:
+        print(f"Audit chain BROKEN at event #{report.broken_seq}: {report.problem} "
+              f"({report.checked} events before it verified).", file=sys.stderr)
+        return 1
+    snapshots = verify_snapshots()  # checked against the events' details, which the chain just vouched for
+    if not snapshots.ok:
+        print(f"Audit chain BROKEN at event #{snapshots.broken_seq}: {snapshots.problem} "
+              f"({report.checked} events and {snapshots.checked} table snapshots before it verified).",
+              file=sys.stderr)
+        return 1
+    print(f"Audit chain OK: {report.checked} events verified, and {snapshots.checked} table snapshots.")
+    return 0
 
 
 def cmd_config(args: argparse.Namespace) -> int:
@@ -291,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("audit", help="audit log tools")
     audit_sub = p.add_subparsers(dest="audit_command", required=True)
-    v = audit_sub.add_parser("verify", help="verify the audit hash chain")
+    v = audit_sub.add_parser("verify", help="verify the audit hash chain and the dropped tables' snapshots")
     v.set_defaults(func=cmd_audit_verify)
 
     p = sub.add_parser("rotate-keys", help="new encryption key for secrets at rest; re-encrypts every secret")

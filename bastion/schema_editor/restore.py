@@ -6,18 +6,18 @@ it checks the grants, the drop's audit event (its HMAC and its links in the chai
 against the hashes that event carries, and that the name is free; then it creates the table and inserts
 the kept rows with bound parameters, in batches:
 
-- on PostgreSQL and SQLite in one transaction, audited before the commit (all of it, or nothing);
+- on PostgreSQL and SQLite in one transaction (all of it, or nothing);
 - on MySQL/MariaDB, whose CREATE commits by itself, the rows in a transaction after it; if anything after
   the CREATE fails, the new table is dropped again, so nothing is left half-done.
 
-One event, ``schema.table_restored``, records the statements, the rows and the drop it undoes. The kept
-values are never shown (hidden columns, T31): a failure while inserting them is told without the
-database's message, which may quote a value.
+One event, ``schema.table_restored``, records the statements, the rows and the drop it undoes: a success
+only once the target's COMMIT returned (a deferred constraint refuses the rows only then), otherwise a
+failure; never both (T33). The kept values are never shown (hidden columns, T31): a failure while
+inserting or committing them is told without the database's message, which may quote a value.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import zlib
 from dataclasses import dataclass, replace
@@ -35,6 +35,7 @@ from sqlalchemy.schema import DropTable
 from bastion.access.models import Action
 from bastion.access.policy import Resource, can_write_column, check, visible_connection_ids
 from bastion.audit.chain import HASHED_FIELDS, event_hash
+from bastion.audit.integrity import snapshot_intact
 from bastion.audit.models import AuditEvent, Outcome, TableSnapshot
 from bastion.audit.services import record
 from bastion.connections import limits, reflection
@@ -173,23 +174,6 @@ def event_intact(event: AuditEvent) -> bool:
     return (before == event.prev_hash if event.seq > 1 else True) and after in (None, event.hash)
 
 
-def snapshot_intact(event: AuditEvent, snapshot: TableSnapshot) -> bool:
-    """The snapshot's statements and rows hash to what the (intact) drop event recorded."""
-    said = event.details.get("snapshot") or {}
-    digest = snapshots.definition_digest(snapshot.dialect, snapshot.create_sql, snapshot.index_sql,
-                                         snapshot.finish_sql, snapshot.columns)
-    if not hmac.compare_digest(digest, str(said.get("definition_sha256", ""))) or \
-            not hmac.compare_digest(digest, snapshot.definition_sha256):
-        return False
-    if bool(said.get("rows_kept")) != snapshot.rows_kept:
-        return False
-    if not snapshot.rows_kept:
-        return True
-    data_hash = hashlib.sha256(bytes(snapshot.data or b"")).hexdigest()
-    return (hmac.compare_digest(data_hash, str(said.get("sha256", ""))) and data_hash == snapshot.sha256
-            and said.get("rows") == snapshot.row_count and said.get("json_bytes") == snapshot.json_bytes)
-
-
 # --- running -------------------------------------------------------------------------------------------
 def _details(found: Plan, rows: int) -> dict[str, Any]:
     return {"connection_id": found.connection_id, "schema": found.schema, "table": found.table,
@@ -225,7 +209,7 @@ def run(user: Any, request: Any, event_id: int) -> Plan:
         raise RestoreFailed(UNREADABLE) from None
     with get_engine(connection).connect() as conn:
         try:
-            _run(conn, request, user, found, rows)
+            _run(conn, found, rows)
         except _Failed as exc:
             failure: str | None = str(exc)
         else:
@@ -234,6 +218,7 @@ def run(user: Any, request: Any, event_id: int) -> Plan:
     if failure is not None:
         _audit_failure(request, user, found, failure)
         raise RestoreFailed(failure)
+    _audit(request, user, found, len(rows))  # the target committed: now, and only now, it happened
     return found
 
 
@@ -262,9 +247,10 @@ def _rows_failure(exc: DBAPIError) -> _Failed:
     return _Failed(ROWS_REFUSED.format(code=code))
 
 
-def _run(conn: SAConnection, request: Any, user: Any, found: Plan, rows: list[list[Any]]) -> None:
+def _run(conn: SAConnection, found: Plan, rows: list[list[Any]]) -> None:
+    """Create the table and insert the rows; returns once the target committed them. _Failed: nothing is left."""
     transactional = conn.dialect.name in ("postgresql", "sqlite")
-    created = False
+    created = filled = False
     try:
         with conn.begin():
             if conn.dialect.name == "sqlite":
@@ -275,20 +261,16 @@ def _run(conn: SAConnection, request: Any, user: Any, found: Plan, rows: list[li
                     conn.exec_driver_sql(snapshots.driver_text(sql, conn.dialect))
                     created = True  # MySQL/MariaDB: committed by itself
                 _fill(conn, found, rows)
-            if transactional:
-                _audit(request, user, found, len(rows))  # before the commit: no event, no table
+            filled = True  # from here, what fails is the COMMIT: deferred constraints, checked on the rows
     except DBAPIError as exc:
-        failure = _structure_failure(exc)
+        failure = _rows_failure(exc) if filled and rows else _structure_failure(exc)
     except _Failed as exc:
         failure = exc
     else:
-        failure = None
-    if failure is not None:
-        if created and not transactional:
-            failure = _drop_again(conn, found, failure)
-        raise failure
-    if not transactional:
-        _audit(request, user, found, len(rows))
+        return
+    if created and not transactional:
+        failure = _drop_again(conn, found, failure)
+    raise failure
 
 
 def _drop_again(conn: SAConnection, found: Plan, failure: _Failed) -> _Failed:
@@ -304,15 +286,20 @@ def _drop_again(conn: SAConnection, found: Plan, failure: _Failed) -> _Failed:
 
 
 def _fill(conn: SAConnection, found: Plan, rows: list[list[Any]]) -> None:
-    """Insert the kept rows into the table just created (reflected again), then what follows them."""
-    created = Table(found.table, MetaData(), schema=found.schema, autoload_with=conn, resolve_fks=False)
+    """Insert the kept rows into the table just created, set its sequences, then run what follows the rows.
+    The new table is reflected only when its column types are needed (PostgreSQL: casts, sequences)."""
     kept = found.snapshot.columns
+    created = (Table(found.table, MetaData(), schema=found.schema, autoload_with=conn, resolve_fks=False)
+               if found.sequences or any(c["cast"] for c in kept) else None)
     target = sql_table(found.table, *(column(c["name"]) for c in kept), schema=found.schema)
     values = {}
     for number, kept_column in enumerate(kept):
         name = kept_column["name"]
         parameter = bindparam(f"p{number}", type_=String()) if kept_column["cast"] else bindparam(f"p{number}")
-        values[target.c[name]] = cast(parameter, created.c[name].type) if kept_column["cast"] else parameter
+        if kept_column["cast"] and created is not None:
+            values[target.c[name]] = cast(parameter, created.c[name].type)
+        else:
+            values[target.c[name]] = parameter
     statement = insert(target).values(values)
     try:
         for start in range(0, len(rows), INSERT_BATCH):
@@ -320,10 +307,11 @@ def _fill(conn: SAConnection, found: Plan, rows: list[list[Any]]) -> None:
             conn.execute(statement, [{f"p{n}": value for n, value in enumerate(row)} for row in batch])
     except DBAPIError as exc:
         raise _rows_failure(exc) from None
+    if created is not None:
+        for name in found.sequences:  # before ``finish``: forced row-level security would hide rows from max()
+            _set_sequence(conn, found, created, name)
     for sql in found.finish:
         conn.exec_driver_sql(snapshots.driver_text(sql, conn.dialect))
-    for name in found.sequences:
-        _set_sequence(conn, found, created, name)
 
 
 def _set_sequence(conn: SAConnection, found: Plan, created: Table, name: str) -> None:
