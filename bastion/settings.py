@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "bastion.explorer",
     "bastion.console",
     "bastion.schema_editor",
+    "bastion.transfer",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -143,6 +144,9 @@ CONSOLE_HISTORY = CONF["console_history"]
 SCHEMA_APPROVAL_SECONDS = CONF["approval_hours"] * 3600
 DROP_SNAPSHOT_MAX_ROWS = CONF["drop_snapshot_max_rows"]
 DROP_SNAPSHOT_MAX_BYTES = CONF["drop_snapshot_max_mb"] * 1024 * 1024
+EXPORT_TIMEOUT = CONF["export_timeout"]
+EXPORT_REAUTH_ROWS = CONF["export_reauth_rows"]
+EXPORT_EGRESS_BYTES = CONF["export_egress_mb"] * 1024 * 1024
 
 # --- accounts and passwords (T11, T13) --------------------------------------
 AUTH_USER_MODEL = "accounts.User"

@@ -13,6 +13,7 @@ urlpatterns = [
     path("db/", include("bastion.explorer.urls")),
     path("db/", include("bastion.console.urls")),
     path("db/", include("bastion.schema_editor.urls")),
+    path("db/", include("bastion.transfer.urls")),
     path("approvals/", include("bastion.schema_editor.approval_urls")),
     path("admin/users/", include("bastion.accounts.urls")),
     path("admin/roles/", include("bastion.access.urls")),

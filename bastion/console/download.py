@@ -11,13 +11,8 @@ event per download records rows, bytes and outcome (T33).
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import csv
 import datetime as dt
-import io
-import json
-import math
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -35,12 +30,10 @@ from bastion.connections.limits import is_timeout
 from bastion.console.analysis import Kind, Statement
 from bastion.console.guards import guarded_transaction
 from bastion.console.runner import Plan, console_connection, sqlite_policy
-from bastion.explorer.values import as_text
+from bastion.transfer import formats
 
-FORMATS = {"csv": "text/csv; charset=utf-8", "json": "application/json"}
+FORMATS = {fmt: formats.MEDIA_TYPES[fmt] for fmt in ("csv", "json")}
 BATCH_ROWS = 1000
-# OWASP CSV injection: a cell starting with one of these is a formula to a spreadsheet (T27).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def download_refusal(plan: Plan, statement: Statement) -> str | None:
@@ -54,66 +47,6 @@ def download_refusal(plan: Plan, statement: Statement) -> str | None:
         if not plan.grants.may(Action.EXPORT, table):
             return f'You do not hold the export grant on "{table}".'
     return None
-
-
-def neutralise(text: str) -> str:
-    """A text cell a spreadsheet will not run as a formula (prefixed with an apostrophe, as OWASP advises)."""
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
-
-
-def _csv_value(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, bytes | bytearray | memoryview):
-        return base64.b64encode(bytes(value)).decode()
-    if isinstance(value, str):
-        return neutralise(value)
-    return as_text(value)
-
-
-def _json_value(value: Any) -> Any:
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
-    if isinstance(value, bytes | bytearray | memoryview):
-        return base64.b64encode(bytes(value)).decode()
-    return as_text(value)  # decimals, dates, times, JSON documents: their exact text
-
-
-def _unique_keys(columns: Sequence[str]) -> list[str]:
-    """JSON object keys: a repeated column name gets _2, _3 ..."""
-    seen: dict[str, int] = {}
-    keys = []
-    for name in columns:
-        seen[name] = seen.get(name, 0) + 1
-        keys.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
-    return keys
-
-
-def _csv_chunks(columns: Sequence[str], batches: Iterator[Sequence[Any]]) -> Iterator[bytes]:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow([neutralise(c) for c in columns])
-    yield buffer.getvalue().encode()
-    for batch in batches:
-        buffer.seek(0)
-        buffer.truncate()
-        writer.writerows([_csv_value(v) for v in row] for row in batch)
-        yield buffer.getvalue().encode()
-
-
-def _json_chunks(columns: Sequence[str], batches: Iterator[Sequence[Any]]) -> Iterator[bytes]:
-    keys = _unique_keys(columns)
-    yield b"["
-    first = True
-    for batch in batches:
-        parts = [json.dumps(dict(zip(keys, (_json_value(v) for v in row), strict=True)), ensure_ascii=False)
-                 for row in batch]
-        text = ",\n".join(parts)
-        yield (("\n" if first else ",\n") + text).encode()
-        first = False
-    yield b"\n]\n"
 
 
 class ResultStream:
@@ -136,7 +69,7 @@ class ResultStream:
             yield batch
 
     def __iter__(self) -> Iterator[bytes]:
-        encode = _csv_chunks if self.fmt == "csv" else _json_chunks
+        encode = formats.writer(self.fmt)
         try:
             for chunk in encode(self.columns, self._batches()):
                 self.bytes += len(chunk)

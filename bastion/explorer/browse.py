@@ -382,3 +382,28 @@ def _offset_page(info: TableInfo, plan: _Plan, params: BrowseParams, sa_table: A
     page.is_last = not more or params.offset + params.size > MAX_OFFSET
     page.rows = [Row(None, _masked_cells(plan.visible, views, _with_previews(plan, shortened, row)),
                      (None,) * len(plan.visible)) for row in rows[: params.size]]
+
+
+@dataclass(frozen=True)
+class Export:
+    """Every row of a table view (its filters, search and sort; no paging): what an export writes."""
+
+    columns: list[ColumnInfo]  # the columns the user sees, masked ones included; hidden ones never
+    statement: Any  # SELECT of those columns, in the view's order (then the row key), or None with errors
+    errors: list[str]
+    filtered: bool
+
+
+def export_statement(info: TableInfo, views: Mapping[str, ColumnView], params: BrowseParams) -> Export:
+    """The SELECT an export of the view ``params`` describes runs (T31: hidden columns are not selected)."""
+    sa_table = info.sa_table()
+    plan = _plan(info, views, params, sa_table)
+    if plan.errors:
+        return Export(plan.visible, None, plan.errors, bool(plan.conditions))
+    sort = sa_table.c[plan.sort.name] if plan.sort is not None else None
+    order = ([sort] if sort is not None else []) + ([] if info.key_kind == KeyKind.NONE
+                                                    else info.key_columns(sa_table))
+    statement = select(*(sa_table.c[c.name] for c in plan.visible)).select_from(sa_table).where(*plan.conditions)
+    if order:
+        statement = statement.order_by(*(expr.desc() if plan.descending else expr.asc() for expr in order))
+    return Export(plan.visible, statement, [], bool(plan.conditions))

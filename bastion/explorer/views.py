@@ -223,6 +223,7 @@ def table(request: HttpRequest, opened: OpenTable) -> HttpResponse:
         can_insert=info.editable and Action.INSERT in opened.access.actions and bool(opened.access.insertable),
         can_delete=info.editable and Action.DELETE in opened.access.actions,
         can_drop=Action.DROP in opened.access.actions,
+        can_export=Action.EXPORT in opened.access.actions,
         can_alter=Action.ALTER in opened.access.actions and not opened.info.is_view,
         offset_paging=info.key_kind == KeyKind.NONE,
     ))

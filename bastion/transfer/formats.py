@@ -1,0 +1,160 @@
+"""Writing rows out as CSV, JSON Lines, JSON or SQL INSERT statements, batch by batch (constant memory).
+
+Shared by table exports and console downloads. CSV cells a spreadsheet would run as a
+formula get an apostrophe in front (OWASP, T27); binary values are base64 in CSV and JSON;
+SQL literals are written by the dialect's own literal processors (strings quoted and
+escaped as that engine reads them), never pasted.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import datetime as dt
+import decimal
+import io
+import json
+import math
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from sqlalchemy import Column, MetaData, String, Table, insert
+from sqlalchemy.engine import Dialect
+
+from bastion.explorer.values import as_text
+
+MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson", "json": "application/json",
+               "sql": "application/sql; charset=utf-8"}
+LABELS = {"csv": "CSV", "jsonl": "JSON Lines", "json": "JSON (one array)", "sql": "SQL INSERT statements"}
+# OWASP CSV injection: a cell starting with one of these is a formula to a spreadsheet (T27).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+Batches = Iterator[Sequence[Sequence[Any]]]
+
+
+def neutralise(text: str) -> str:
+    """A text cell a spreadsheet will not run as a formula (prefixed with an apostrophe, as OWASP advises)."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def _csv_value(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode()
+    if isinstance(value, str):
+        return neutralise(value)
+    return as_text(value)
+
+
+def json_value(value: Any) -> Any:
+    """A value as JSON holds it: numbers and text as they are; binary as base64; the rest as its exact text."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode()
+    return as_text(value)  # decimals, dates, times, JSON documents: their exact text
+
+
+def unique_keys(columns: Sequence[str]) -> list[str]:
+    """JSON object keys: a repeated column name gets _2, _3 ..."""
+    seen: dict[str, int] = {}
+    keys = []
+    for name in columns:
+        seen[name] = seen.get(name, 0) + 1
+        keys.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
+    return keys
+
+
+def csv_chunks(columns: Sequence[str], batches: Batches) -> Iterator[bytes]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow([neutralise(c) for c in columns])
+    yield buffer.getvalue().encode()
+    for batch in batches:
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerows([_csv_value(v) for v in row] for row in batch)
+        yield buffer.getvalue().encode()
+
+
+def _objects(columns: Sequence[str], batch: Sequence[Sequence[Any]]) -> list[str]:
+    keys = unique_keys(columns)
+    return [json.dumps(dict(zip(keys, (json_value(v) for v in row), strict=True)), ensure_ascii=False)
+            for row in batch]
+
+
+def json_chunks(columns: Sequence[str], batches: Batches) -> Iterator[bytes]:
+    yield b"["
+    first = True
+    for batch in batches:
+        text = ",\n".join(_objects(columns, batch))
+        if text:
+            yield (("\n" if first else ",\n") + text).encode()
+            first = False
+    yield b"\n]\n"
+
+
+def jsonl_chunks(columns: Sequence[str], batches: Batches) -> Iterator[bytes]:
+    for batch in batches:
+        lines = _objects(columns, batch)
+        if lines:
+            yield ("\n".join(lines) + "\n").encode()
+
+
+def sql_literal(value: Any, dialect: Dialect) -> str:
+    """``value`` as a literal of ``dialect``'s SQL; strings through the dialect's own literal processor."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return ("1" if value else "0") if dialect.name == "sqlite" else ("TRUE" if value else "FALSE")
+    if isinstance(value, int | decimal.Decimal):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else _string(str(value), dialect)
+    if isinstance(value, bytes | bytearray | memoryview):
+        hex_digits = bytes(value).hex()
+        return f"'\\x{hex_digits}'::bytea" if dialect.name == "postgresql" else f"X'{hex_digits}'"
+    if isinstance(value, dt.date | dt.time | dt.timedelta | uuid.UUID):
+        return _string(as_text(value), dialect)
+    if isinstance(value, dict | list):
+        return _string(json.dumps(value, ensure_ascii=False), dialect)
+    return _string(str(value), dialect)
+
+
+def _string(text: str, dialect: Dialect) -> str:
+    """A string literal as the dialect's compiler writes one (MySQL doubles backslashes when the server reads
+    them as escapes; PostgreSQL when standard_conforming_strings is off), without the doubled % that
+    drivers with format parameters expect: this text goes to a file, not through a driver."""
+    literal = dialect.statement_compiler(dialect, None).render_literal_value(text, String())
+    return literal.replace("%%", "%") if dialect.paramstyle in ("format", "pyformat") else literal
+
+
+def sql_chunks(table: Table, dialect: Dialect) -> Callable[[Sequence[str], Batches], Iterator[bytes]]:
+    """INSERT statements into ``table``, one per row: the statement's head as SQLAlchemy writes it for the dialect
+    (every name quoted by it), each value a literal from sql_literal."""
+
+    def chunks(columns: Sequence[str], batches: Batches) -> Iterator[bytes]:
+        target = Table(table.name, MetaData(), *(Column(c, quote=True) for c in columns), schema=table.schema,
+                       quote=True, quote_schema=True)
+        compiled = str(insert(target).compile(dialect=dialect, column_keys=list(columns)))
+        head = compiled[:compiled.rindex(" VALUES (")]
+        if dialect.paramstyle in ("format", "pyformat"):  # names with % come doubled, for a driver; not here
+            head = head.replace("%%", "%")
+        for batch in batches:
+            yield "".join(head + " VALUES (" + ", ".join(sql_literal(v, dialect) for v in row) + ");\n"
+                          for row in batch).encode()
+
+    return chunks
+
+
+def writer(fmt: str, table: Table | None = None, dialect: Dialect | None = None) -> Callable[
+        [Sequence[str], Batches], Iterator[bytes]]:
+    """The chunk writer of ``fmt`` (sql needs the table and the dialect)."""
+    if fmt == "sql":
+        if table is None or dialect is None:
+            raise ValueError("SQL statements need a table and a dialect")
+        return sql_chunks(table, dialect)
+    return {"csv": csv_chunks, "jsonl": jsonl_chunks, "json": json_chunks}[fmt]
