@@ -18,10 +18,10 @@ pytestmark = [pytest.mark.live, pytest.mark.browser]
 
 
 def test_export_a_filtered_view_as_csv(live_bastion: LiveBastion, browser_page: Page) -> None:
-    live_bastion.create_admin("erin", NEW_PASSWORD)
+    live_bastion.create_admin("exa", NEW_PASSWORD)
     page = browser_page
     page.goto(live_bastion.url("/accounts/login/"))
-    sign_in(page, "erin", NEW_PASSWORD)
+    sign_in(page, "exa", NEW_PASSWORD)
     page.get_by_role("link", name=DEMO).click()
     page.get_by_role("link", name="orders", exact=True).click()
     page.locator("#fc1").select_option("status")
