@@ -93,7 +93,7 @@ OPTIONS: tuple[Option, ...] = (
            "Megabytes of rows (as JSON, before compression) a drop snapshot holds at most."),
     Option("export_timeout", 600, int, "Seconds a table export may take to stream."),
     Option("export_reauth_rows", 100000, int,
-           "Exporting a whole table with more rows than this asks for the password again."),
+           "Exporting more rows than this asks for the password again."),
     Option("export_egress_mb", 100, int,
            "Exports larger than this many megabytes are flagged as egress in the audit log."),
     Option("sqlite_roots", [], list,

@@ -144,7 +144,7 @@ def test_T20_export_needs_the_export_grant(client, target):  # noqa: F811
     assert not events().exists()
 
 
-def test_T36_large_whole_table_exports_ask_for_the_password_and_are_flagged(client, target, settings):  # noqa: F811
+def test_T36_large_exports_ask_for_the_password_and_are_flagged(client, target, settings):  # noqa: F811
     t = target
     people(t)
     settings.EXPORT_REAUTH_ROWS = 2
@@ -156,7 +156,9 @@ def test_T36_large_whole_table_exports_ask_for_the_password_and_are_flagged(clie
         response.close()
     assert response.status_code == 302 and "/reauthenticate/" in response["Location"]
     assert not events().exists()
-    assert body(download(client, export_url(t, fc="id", fo="gt", fv="1"), "csv"))  # a filtered view does not ask
+    assert body(download(client, export_url(t, fc="id", fo="gt", fv="1"), "csv"))  # two rows: not above the limit
+    everything = client.post(export_url(t, fc="id", fo="gt", fv="-1"), {"format": "csv"})  # a filter matching all
+    assert everything.status_code == 302 and "/reauthenticate/" in everything["Location"]
     session = client.session
     session["account_authentication_methods"] = [{"method": "password", "at": time.time(), "reauthenticated": True}]
     session["account_authentication_methods_user"] = user_id_to_str(user)

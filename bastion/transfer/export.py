@@ -59,23 +59,22 @@ def prepare(info: TableInfo, views: Mapping[str, ColumnView], params: BrowsePara
     return export
 
 
-def whole_table_rows(info: TableInfo) -> RowCount | None:
-    """Rows of the table up to BASTION_EXPORT_REAUTH_ROWS + 1 (None: not counted in time)."""
+def rows_to_export(info: TableInfo, export: Export) -> RowCount | None:
+    """Rows the export would write, up to BASTION_EXPORT_REAUTH_ROWS + 1 (None: not counted in time)."""
     with get_engine(info.connection).connect() as conn:
         try:
             with limits.statement_time_limit(conn, COUNT_SECONDS):
-                rows = select(literal_column("1")).select_from(info.sa_table())
+                rows = select(literal_column("1")).select_from(export.statement.order_by(None).subquery())
                 return bounded_count(conn, rows, settings.EXPORT_REAUTH_ROWS)
         except DBAPIError:
             return None
 
 
 def needs_reauthentication(info: TableInfo, export: Export) -> bool:
-    """A whole-table export of more than BASTION_EXPORT_REAUTH_ROWS rows (or of a table too big to count in time)
-    asks for the password again: it is the shape of data being carried off."""
-    if export.filtered:
-        return False
-    count = whole_table_rows(info)
+    """An export of more than BASTION_EXPORT_REAUTH_ROWS rows (or of too many to count in time) asks for the
+    password again: it is the shape of data being carried off. Counted on the rows the export would write, so a
+    filter that matches everything does not get around it."""
+    count = rows_to_export(info, export)
     return count is None or count.more_than or count.value > settings.EXPORT_REAUTH_ROWS
 
 

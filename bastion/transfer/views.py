@@ -4,7 +4,7 @@ Permission: ``export`` on the table (T20), which must be one the user may see (4
 The view's filters, search and sort come in the query string, as on the table page, so
 "Export…" exports exactly the rows the user was looking at. A GET only shows the page; the
 file comes from a POST (CSRF-protected), which asks for the password again first when it
-would carry off a whole large table.
+would carry off many rows (BASTION_EXPORT_REAUTH_ROWS).
 """
 
 from __future__ import annotations
