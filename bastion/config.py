@@ -96,6 +96,7 @@ OPTIONS: tuple[Option, ...] = (
            "Exporting more rows than this asks for the password again."),
     Option("export_egress_mb", 100, int,
            "Exports larger than this many megabytes are flagged as egress in the audit log."),
+    Option("export_max_running", 3, int, "Exports one user may have running at once."),
     Option("sqlite_roots", [], list,
            "Directories SQLite databases may be registered from (default: <data dir>/databases)."),
     Option("target_hosts_allowed", [], list,

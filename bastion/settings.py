@@ -147,6 +147,7 @@ DROP_SNAPSHOT_MAX_BYTES = CONF["drop_snapshot_max_mb"] * 1024 * 1024
 EXPORT_TIMEOUT = CONF["export_timeout"]
 EXPORT_REAUTH_ROWS = CONF["export_reauth_rows"]
 EXPORT_EGRESS_BYTES = CONF["export_egress_mb"] * 1024 * 1024
+EXPORT_MAX_RUNNING = CONF["export_max_running"]
 
 # --- accounts and passwords (T11, T13) --------------------------------------
 AUTH_USER_MODEL = "accounts.User"

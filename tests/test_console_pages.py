@@ -282,7 +282,7 @@ def test_download_streams_csv_with_formulas_neutralised(client, people):
     assert response.status_code == 200
     assert "attachment" in response["Content-Disposition"]
     text = b"".join(response.streaming_content).decode()
-    assert text.splitlines()[1] == "1,\"'=HYPERLINK(\"\"http://x\"\")\""
+    assert text.splitlines()[1] == "\"1\",\"'=HYPERLINK(\"\"http://x\"\")\""  # every cell quoted (T27)
     event = last_event("console.download")
     assert event.outcome == "success" and event.details["rows"] == 3
 

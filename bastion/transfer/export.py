@@ -19,6 +19,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.http import HttpRequest, StreamingHttpResponse
 from django.utils.http import content_disposition_header
 from django.utils.text import slugify
@@ -38,12 +39,38 @@ from bastion.explorer.schema import TableInfo
 from bastion.transfer import formats
 
 EXPORTED = "export.table"
-BATCH_ROWS = 1000
+BATCH_ROWS = 50  # small: 50 wide rows (a megabyte each) is already 50 MB in memory (T28)
 COUNT_SECONDS = 2.0
 
 
 class ExportRefused(Exception):
     """The export cannot run as asked; ``str()`` says why (a filter the table cannot take, say)."""
+
+
+def _slots_key(user: Any) -> str:
+    return f"bastion:exports-running:{user.pk}"
+
+
+def take_slot(user: Any) -> bool:
+    """Count one more running export for ``user``; False (nothing counted) when BASTION_EXPORT_MAX_RUNNING run
+    already: each holds a database connection while the client reads (T28). The count expires with the export
+    time limit, so a process that died cannot keep a slot."""
+    key = _slots_key(user)
+    cache.add(key, 0, timeout=settings.EXPORT_TIMEOUT + 60)
+    try:
+        running = cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.set(key, 1, timeout=settings.EXPORT_TIMEOUT + 60)
+        running = 1
+    if running > settings.EXPORT_MAX_RUNNING:
+        release_slot(user)
+        return False
+    return True
+
+
+def release_slot(user: Any) -> None:
+    with contextlib.suppress(ValueError):
+        cache.decr(_slots_key(user))
 
 
 def may_export(user: Any, info: TableInfo) -> bool:
@@ -56,6 +83,8 @@ def prepare(info: TableInfo, views: Mapping[str, ColumnView], params: BrowsePara
     export = export_statement(info, views, params)
     if export.errors:
         raise ExportRefused(" ".join(export.errors))
+    if not export.columns:
+        raise ExportRefused("Your role shows no column of this table, so there is nothing to export.")
     return export
 
 
@@ -123,6 +152,7 @@ class ExportStream:
         try:
             self.stack.close()
         finally:
+            release_slot(self.request.user)
             info = self.info
             record(EXPORTED, request=self.request,
                    target=f"{info.connection.name}: {info.schema + '.' if info.schema else ''}{info.name}",
@@ -136,7 +166,8 @@ class ExportStream:
 
 def stream(request: HttpRequest, info: TableInfo, export: Export, views: Mapping[str, ColumnView],
            fmt: str) -> StreamingHttpResponse:
-    """The response that streams the export; raises DBAPIError when the statement fails at once."""
+    """The response that streams the export, in one of the user's slots (take_slot, released when the stream
+    closes); raises DBAPIError when the statement fails at once."""
     stack = contextlib.ExitStack()
     try:
         conn = stack.enter_context(get_engine(info.connection).connect())
@@ -146,6 +177,7 @@ def stream(request: HttpRequest, info: TableInfo, export: Export, views: Mapping
         stack.callback(cursor.close)
     except BaseException:
         stack.close()
+        release_slot(request.user)
         raise
     body = ExportStream(request, info, export, views, fmt, stack, cursor, conn.dialect)
     response = StreamingHttpResponse(body, content_type=formats.MEDIA_TYPES[fmt])

@@ -70,7 +70,9 @@ def unique_keys(columns: Sequence[str]) -> list[str]:
 
 def csv_chunks(columns: Sequence[str], batches: Batches) -> Iterator[bytes]:
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    # Every cell quoted: a spreadsheet that splits cells on ";" (most European locales) would otherwise make
+    # "x;=cmd|..." two cells, the second a formula (OWASP CSV injection, T27).
+    writer = csv.writer(buffer, quoting=csv.QUOTE_ALL)
     writer.writerow([neutralise(c) for c in columns])
     yield buffer.getvalue().encode()
     for batch in batches:
@@ -125,11 +127,33 @@ def sql_literal(value: Any, dialect: Dialect) -> str:
 
 
 def _string(text: str, dialect: Dialect) -> str:
+    if "\x00" in text:
+        # A NUL ends a line for SQLite's and MySQL's command-line clients: the literal would stay open and the
+        # next row's text run as SQL. Such text is written as its UTF-8 bytes in hexadecimal instead.
+        hex_digits = text.encode("utf-8").hex()
+        return (f"CAST(X'{hex_digits}' AS TEXT)" if dialect.name == "sqlite"
+                else f"CONVERT(X'{hex_digits}' USING utf8mb4)")
+    return _quoted(text, dialect)
+
+
+def _quoted(text: str, dialect: Dialect) -> str:
     """A string literal as the dialect's compiler writes one (MySQL doubles backslashes when the server reads
     them as escapes; PostgreSQL when standard_conforming_strings is off), without the doubled % that
     drivers with format parameters expect: this text goes to a file, not through a driver."""
     literal = dialect.statement_compiler(dialect, None).render_literal_value(text, String())
     return literal.replace("%%", "%") if dialect.paramstyle in ("format", "pyformat") else literal
+
+
+def sql_header(dialect: Dialect) -> str:
+    """How the file's string literals are to be read, set first (as pg_dump does): a server that reads
+    backslashes otherwise would end a string early and run the rest."""
+    if dialect.name == "postgresql":
+        return "SET standard_conforming_strings = on;\n"
+    if dialect.name == "mysql":
+        if getattr(dialect, "_backslash_escapes", True):
+            return "SET SESSION sql_mode = REPLACE(@@SESSION.sql_mode, 'NO_BACKSLASH_ESCAPES', '');\n"
+        return "SET SESSION sql_mode = CONCAT(@@SESSION.sql_mode, ',NO_BACKSLASH_ESCAPES');\n"
+    return ""
 
 
 def sql_chunks(table: Table, dialect: Dialect) -> Callable[[Sequence[str], Batches], Iterator[bytes]]:
@@ -140,6 +164,7 @@ def sql_chunks(table: Table, dialect: Dialect) -> Callable[[Sequence[str], Batch
         target = Table(table.name, MetaData(), *(Column(c, quote=True) for c in columns), schema=table.schema,
                        quote=True, quote_schema=True)
         compiled = str(insert(target).compile(dialect=dialect, column_keys=list(columns)))
+        yield sql_header(dialect).encode()
         head = compiled[:compiled.rindex(" VALUES (")]
         if dialect.paramstyle in ("format", "pyformat"):  # names with % come doubled, for a driver; not here
             head = head.replace("%%", "%")

@@ -57,6 +57,13 @@ def export_table(request: HttpRequest, opened: OpenTable) -> HttpResponse:
     try:
         if service.needs_reauthentication(info, export) and not did_recently_reauthenticate(request):
             return redirect(f"{reverse('account_reauthenticate')}?{urlencode({'next': request.get_full_path()})}")
+        if not service.take_slot(request.user):
+            return _page(request, opened, export, status=429, fmt=fmt, problem=(
+                f"You already have {settings.EXPORT_MAX_RUNNING} exports running. Wait for one to finish, then "
+                "try again."))
         return service.stream(request, info, export, opened.access.columns, fmt)
+    except OverflowError:  # SQLite: a number in the filters beyond 64 bits
+        return _page(request, opened, export, status=400, fmt=fmt,
+                     problem="A number in the filters is too large for this database.")
     except UNREACHABLE as exc:
         return problem_page(request, info.connection, exc)
