@@ -55,6 +55,8 @@ def logging_config(level: str) -> dict[str, Any]:
             "django.db.backends": {"level": "INFO", "propagate": True},
             # sqlglot warns for every statement it keeps as an opaque command: console text, not news.
             "sqlglot": {"level": "ERROR", "propagate": True},
+            # Alembic announces its plugins and its migration context at INFO for every schema change.
+            "alembic": {"level": "WARNING", "propagate": True},
         },
     }
 
