@@ -14,7 +14,7 @@ MAX_SCRIPT_CHARACTERS = 1_000_000
 _PAGE_FIELD = re.compile(r"p([0-9]{1,4})")
 _PAGE_NUMBER = re.compile(r"[0-9]{1,7}")
 _PAGE_BUTTON = re.compile(r"([0-9]{1,4}):([0-9]{1,7})")
-_DOWNLOAD_BUTTON = re.compile(r"([0-9]{1,4}):(csv|json)")
+_DOWNLOAD_BUTTON = re.compile(r"([0-9]{1,4}):(csv|jsonl|json|sql)")
 
 
 class ConsoleForm(forms.Form):

@@ -125,7 +125,8 @@ def _explained(request: HttpRequest, connection: Connection, form: ConsoleForm, 
 @require_POST
 @requires(Action.QUERY, resource=connection_resource)
 def download(request: HttpRequest, connection_id: int) -> HttpResponse:
-    """Stream one statement's whole result as CSV or JSON (needs the export grant on what it reads)."""
+    """Stream one statement's whole result as CSV, JSON Lines, JSON or SQL INSERT statements (needs the export
+    grant on what it reads)."""
     connection = visible_connection(request.user, connection_id)
     form = ConsoleForm(request.POST)
     asked = form.download() if form.is_valid() else None

@@ -59,12 +59,20 @@ def json_value(value: Any) -> Any:
 
 
 def unique_keys(columns: Sequence[str]) -> list[str]:
-    """JSON object keys: a repeated column name gets _2, _3 ..."""
-    seen: dict[str, int] = {}
+    """JSON object keys (and SQL column lists): a repeated column name gets _2, _3 ..., skipping any name the
+    result already has (id, id, id_2 gives id, id_3, id_2), so no two keys are the same."""
+    names = set(columns)
+    taken: set[str] = set()
+    last: dict[str, int] = {}
     keys = []
     for name in columns:
-        seen[name] = seen.get(name, 0) + 1
-        keys.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
+        key, n = name, last.get(name, 1)
+        while key in taken or (key != name and key in names):
+            n += 1
+            key = f"{name}_{n}"
+        last[name] = n
+        taken.add(key)
+        keys.append(key)
     return keys
 
 
