@@ -15,6 +15,7 @@ import decimal
 import io
 import json
 import math
+import re
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -86,8 +87,31 @@ def csv_chunks(columns: Sequence[str], batches: Batches) -> Iterator[bytes]:
     for batch in batches:
         buffer.seek(0)
         buffer.truncate()
-        writer.writerows([_csv_value(v) for v in row] for row in batch)
+        writer.writerows(_csv_rows(batch))
         yield buffer.getvalue().encode()
+
+
+_PLAIN_TYPES = frozenset({int, float, type(None)})  # written by the csv module as they are (bool is not int here)
+_TEXT_TYPES = frozenset({str, type(None)})
+_FORMULA_AFTER_NEWLINE = re.compile("(?:^|\n)[" + re.escape("".join(FORMULA_STARTS)) + "]")
+
+
+def _csv_column(values: Sequence[Any]) -> Sequence[Any]:
+    """One column of a batch as the CSV writer takes it. Checked a column at a time: numbers and NULLs pass
+    as they are, and text passes unless one of its values could start a formula (one regular-expression scan
+    of the joined column; a match, even one inside a value after a line break, converts it value by value)."""
+    types = set(map(type, values))
+    if types <= _PLAIN_TYPES:
+        return values
+    if types <= _TEXT_TYPES and not _FORMULA_AFTER_NEWLINE.search("\n".join(filter(None, values))):
+        return values
+    return [_csv_value(v) for v in values]
+
+
+def _csv_rows(batch: Sequence[Sequence[Any]]) -> Iterator[Sequence[Any]]:
+    if not batch:
+        return iter(())
+    return zip(*(_csv_column(column) for column in zip(*batch, strict=True)), strict=True)
 
 
 def _objects(columns: Sequence[str], batch: Sequence[Sequence[Any]]) -> list[str]:

@@ -29,7 +29,9 @@ Writer = Callable[[Sequence[str], formats.Batches], Iterator[bytes]]
 class RowStream:
     """The body of one streamed file; subclasses say what a finished transfer records (``finished``)."""
 
-    batch_rows = 1000
+    batch_rows = 1000  # the first batch; then as many rows as make about CHUNK_BYTES of output
+    max_batch_rows = 5000
+    chunk_bytes = 1 << 20
     what = "statement"  # for the message when the time limit stops it
 
     def __init__(self, request: HttpRequest, fmt: str, stack: contextlib.ExitStack, cursor: Any,
@@ -50,10 +52,20 @@ class RowStream:
             self.rows += len(batch)
             yield self.rows_of(batch)
 
+    def _next_batch_rows(self, rows: int, size: int) -> int:
+        """Rows for the next batch, so that one batch's output is about ``chunk_bytes``: narrow rows go in big
+        batches (fewer round trips), wide ones in small batches (bounded memory, T28)."""
+        if rows <= 0 or size <= 0:
+            return self.batch_rows
+        return max(1, min(self.max_batch_rows, rows * self.chunk_bytes // size))
+
     def __iter__(self) -> Iterator[bytes]:
         try:
+            before = 0
             for chunk in self.write(self.columns, self._batches()):
                 self.bytes += len(chunk)
+                self.batch_rows = self._next_batch_rows(self.rows - before, len(chunk))
+                before = self.rows
                 yield chunk
             self.outcome, self.message = Outcome.SUCCESS, ""
         except DBAPIError as exc:
