@@ -52,7 +52,7 @@ test-postgres: $(VENV)/.dev-installed
 	@if $(BIN)/python -m tests.services postgresql; then \
 	  BASTION_TEST_METADATA_DB=postgresql $(BIN)/python -m pytest -m "not live" tests/test_audit.py \
 	    tests/test_accounts.py tests/test_access_policy.py tests/test_access_roles.py \
-	    tests/test_explorer_changes.py tests/test_explorer_edit_pages.py tests/test_console_pages.py; \
+	    tests/test_explorer_changes.py tests/test_explorer_edit_pages.py tests/test_console_pages.py tests/test_jobs.py; \
 	else echo "SKIPPED PostgreSQL metadata tests: no PostgreSQL server on 127.0.0.1:5432"; \
 	  test -z "$$CI"; fi
 

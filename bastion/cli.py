@@ -1,4 +1,4 @@
-"""The `bastion` command: init, serve, check, createadmin, audit verify, config, manage."""
+"""The `bastion` command: init, serve, worker, check, createadmin, audit verify, config, manage."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def _read_password_file(path: str) -> str:
 
 # --- init -----------------------------------------------------------------------------
 def cmd_init(args: argparse.Namespace) -> int:
-    from bastion.datadir import Layout, ensure_keys, write_private_file
+    from bastion.datadir import Layout, ensure_keys, make_private_dir, write_private_file
     from bastion.tls import make_self_signed
 
     conf = config.load()
@@ -40,6 +40,8 @@ def cmd_init(args: argparse.Namespace) -> int:
         make_self_signed(layout.tls_cert, layout.tls_key, ["localhost", "127.0.0.1", "::1"])
         created.append(str(layout.tls_cert))
     layout.mail_dir.mkdir(mode=0o700, exist_ok=True)
+    if make_private_dir(layout.jobs_dir):  # background jobs' files; also where large uploads arrive
+        created.append(str(layout.jobs_dir))
 
     _setup_django()
     from django.contrib.auth import get_user_model
@@ -116,7 +118,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 # --- serve ------------------------------------------------------------------------------
 def cmd_serve(args: argparse.Namespace) -> int:
-    from bastion.datadir import Layout
+    from bastion.datadir import Layout, make_private_dir
 
     conf = config.load()
     is_root = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -131,6 +133,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not layout.secret_key.exists() and not conf["secret_key"]:
         print(f"{layout.root} is not initialised: run `bastion init` first.", file=sys.stderr)
         return 2
+    make_private_dir(layout.jobs_dir)  # a data directory from before jobs existed gets its folder (uploads land there)
     if conf["dev"]:
         print(DEV_WARNING, file=sys.stderr)
         run_checks()
@@ -152,6 +155,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         argv += ["--cert", cert, "--key", key]
         if redirect_port:
             argv += ["--http-redirect-port", str(redirect_port), "--site-url", conf["site_url"]]
+    if conf["embedded_worker"]:
+        argv.append("--jobs-worker")
     scheme = "http" if plain else "https"
     shown = f"[{host}]" if ":" in host else host
     print(f"Bastion is serving {scheme}://{shown}:{port}/ (stop with Ctrl+C)", flush=True)
@@ -161,6 +166,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # Isolated mode (-I) needs a fresh interpreter, so exec one (list args, no shell).
     os.execve(sys.executable, argv, environment)  # noqa: S606
     return 0  # pragma: no cover
+
+
+# --- worker ---------------------------------------------------------------------------------
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run background jobs (imports, exports) apart from `bastion serve` (BASTION_EMBEDDED_WORKER=0 there)."""
+    is_root = hasattr(os, "geteuid") and os.geteuid() == 0
+    if is_root and not (args.allow_root or os.environ.get("BASTION_ALLOW_ROOT")):
+        print("Refusing to run as root: run as an unprivileged user, or pass --allow-root.", file=sys.stderr)
+        return 2
+    _setup_django()
+    from bastion.jobs import worker
+
+    if not worker.uses_database_queue() and not args.sweep_only:
+        print("The task backend is not the database queue: run that backend's own worker for the tasks. "
+              "This worker only sweeps (interrupted jobs, expired files).", file=sys.stderr)
+    return worker.run(parent=args.parent, interval=args.interval, sweep_only=args.sweep_only)
 
 
 # --- rotate-keys --------------------------------------------------------------------------
@@ -286,6 +307,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plain-http", action="store_true", help="development mode only")
     p.add_argument("--http-redirect-port", type=int, help="also redirect plain HTTP on this port to HTTPS")
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("worker", help="run the background-job worker (imports, exports) apart from the server")
+    p.add_argument("--data-dir", dest="data_dir_sub", help=argparse.SUPPRESS)
+    p.add_argument("--interval", type=float, default=0.5, help="seconds between looks at an empty queue")
+    p.add_argument("--sweep-only", action="store_true",
+                   help="only mark interrupted jobs failed and delete expired files (another backend's worker "
+                        "runs the tasks)")
+    p.add_argument("--allow-root", action="store_true")
+    p.add_argument("--parent", type=int, help=argparse.SUPPRESS)  # set by `bastion serve`: stop with it
+    p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("check", help="check the configuration for production (non-zero exit on problems)")
     p.add_argument("--data-dir", dest="data_dir_sub", help=argparse.SUPPRESS)

@@ -54,6 +54,11 @@ class Layout:
     def mail_dir(self) -> Path:
         return self.root / "mail"
 
+    @property
+    def jobs_dir(self) -> Path:
+        """Files of background jobs: uploaded imports and kept exports (0700, files 0600)."""
+        return self.root / "jobs"
+
     def key_files(self) -> tuple[Path, ...]:
         return (self.secret_key, self.audit_key, self.encryption_keys, self.tls_key, self.database)
 

@@ -96,13 +96,24 @@ def gunicorn_options(args: argparse.Namespace) -> dict[str, Any]:
         "control_socket_disable": True,
         "forwarded_allow_ips": "*" if args.proxy_count else "",
     }
+    on_ready: list[Any] = []
     if not args.plain_http:
         options.update(certfile=args.cert, keyfile=args.key, ssl_context=tls12_or_newer)
         if args.http_redirect_port:
-            def when_ready(server: Any) -> None:
-                start_redirector(args.host, args.http_redirect_port, args.site_url)
+            on_ready.append(lambda server: start_redirector(args.host, args.http_redirect_port, args.site_url))
+    if getattr(args, "jobs_worker", False):
+        # Background jobs (imports, exports) run in a process of their own, started and stopped by the master.
+        from bastion.jobs.embedded import EmbeddedWorker
 
-            options["when_ready"] = when_ready
+        worker = EmbeddedWorker()
+        on_ready.append(lambda server: worker.start(server.log))
+        options["on_exit"] = lambda server: worker.stop()
+    if on_ready:
+        def when_ready(server: Any) -> None:
+            for start in on_ready:
+                start(server)
+
+        options["when_ready"] = when_ready
     return options
 
 
@@ -117,6 +128,7 @@ def main() -> None:
     parser.add_argument("--plain-http", action="store_true")
     parser.add_argument("--http-redirect-port", type=int, default=0)
     parser.add_argument("--site-url", default="")
+    parser.add_argument("--jobs-worker", action="store_true", help="also run the background-job worker")
     args = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bastion.settings")
     BastionServer(gunicorn_options(args)).run()

@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "bastion.console",
     "bastion.schema_editor",
     "bastion.transfer",
+    "bastion.jobs",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -48,6 +49,8 @@ INSTALLED_APPS = [
     "allauth",
     "allauth.account",
     "csp",
+    "django_tasks",
+    "django_tasks_db",
 ]
 
 MIDDLEWARE = [
@@ -148,6 +151,17 @@ EXPORT_TIMEOUT = CONF["export_timeout"]
 EXPORT_REAUTH_ROWS = CONF["export_reauth_rows"]
 EXPORT_EGRESS_BYTES = CONF["export_egress_mb"] * 1024 * 1024
 EXPORT_MAX_RUNNING = CONF["export_max_running"]
+IMPORT_MAX_BYTES = CONF["import_max_mb"] * 1024 * 1024
+IMPORT_MAX_ROWS = CONF["import_max_rows"]
+IMPORT_TIMEOUT = CONF["import_timeout"]
+
+# --- background jobs (issue 8, T28) -------------------------------------------------
+# Only the backend is configured here: Bastion's code uses @task and .enqueue(), and keeps each job's state
+# and progress in its own table (bastion.jobs.models.Job), so another backend changes no code.
+TASKS = {"default": {"BACKEND": CONF["tasks_backend"]}}
+EMBEDDED_WORKER = CONF["embedded_worker"]
+JOBS_MAX_RUNNING = CONF["jobs_max_running"]
+JOB_FILE_SECONDS = CONF["job_file_hours"] * 3600
 
 # --- accounts and passwords (T11, T13) --------------------------------------
 AUTH_USER_MODEL = "accounts.User"
@@ -252,6 +266,14 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = CONF["max_request_body_mb"] * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FIELDS = CONF["max_form_fields"]
 DATA_UPLOAD_MAX_NUMBER_FILES = 20
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+# Larger uploads go to a tempfile-made file in the jobs folder (same file system: keeping one is a rename);
+# SizeLimit first stops any upload past BASTION_IMPORT_MAX_MB (T24, T28).
+FILE_UPLOAD_TEMP_DIR = str(DATA.jobs_dir)
+FILE_UPLOAD_HANDLERS = [
+    "bastion.transfer.uploads.SizeLimit",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 
 # --- static files, e-mail, i18n -----------------------------------------------------
 STATIC_URL = "/static/"

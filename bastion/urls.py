@@ -15,6 +15,7 @@ urlpatterns = [
     path("db/", include("bastion.schema_editor.urls")),
     path("db/", include("bastion.transfer.urls")),
     path("approvals/", include("bastion.schema_editor.approval_urls")),
+    path("jobs/", include("bastion.jobs.urls")),
     path("admin/users/", include("bastion.accounts.urls")),
     path("admin/roles/", include("bastion.access.urls")),
     path("admin/connections/", include("bastion.connections.urls")),

@@ -9,7 +9,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from bastion.datadir import Layout, ensure_keys
+from bastion.datadir import Layout, ensure_keys, make_private_dir
 
 for _name in [n for n in os.environ if n.startswith("BASTION_") and not n.startswith("BASTION_TEST_")]:
     del os.environ[_name]  # a developer's own BASTION_* settings must not change what tests prove
@@ -22,5 +22,6 @@ if os.environ.get("BASTION_TEST_METADATA_DB") == "postgresql":
                       BASTION_DB_HOST="127.0.0.1", BASTION_DB_PORT="5432",
                       BASTION_DB_USER=os.environ.get("BASTION_TEST_PG_USER", "postgres"))
 ensure_keys(Layout(_data))
+make_private_dir(Layout(_data).jobs_dir)  # FILE_UPLOAD_TEMP_DIR, as `bastion init` makes it
 
 from bastion.settings import *  # noqa: E402,F403

@@ -69,6 +69,13 @@ REVIEWED_OPEN_VIEWS = {
     # 404 unless policy.visible_connection_ids has it; lists only policy.visible_tables (a user
     # holding grants on single tables has no connection-wide grant to declare).
     "explorer:database": Kind.SIGNED_IN,
+    # Jobs: 404 unless the user owns the job or holds manage (jobs.services.visible_job); cancel and download
+    # are POSTs checked per job (download: the owner only).
+    "jobs:list": Kind.SIGNED_IN,
+    "jobs:detail": Kind.SIGNED_IN,
+    "jobs:status": Kind.SIGNED_IN,
+    "jobs:cancel": Kind.SIGNED_IN,
+    "jobs:download": Kind.SIGNED_IN,
 }
 
 

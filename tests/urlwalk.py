@@ -6,7 +6,8 @@ import re
 
 from django.urls import URLPattern, URLResolver, get_resolver
 
-SAMPLE_BY_NAME = {"uidb36": "1", "key": "set-password", "pk": "1", "id": "1"}
+SAMPLE_BY_NAME = {"uidb36": "1", "key": "set-password", "pk": "1", "id": "1",
+                  "job_id": "00000000-0000-4000-8000-000000000001"}
 
 
 def _concrete(route: str) -> str:
