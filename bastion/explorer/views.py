@@ -151,6 +151,8 @@ def database(request: HttpRequest, connection_id: int) -> HttpResponse:
         "views": [(name, table_url(connection.pk, schema, name)) for name in views],
         "can_query": check(request.user, Action.QUERY, Resource(connection.pk)),
         "can_alter": check(request.user, Action.ALTER, Resource(connection.pk, chosen)),
+        "can_import_new": check(request.user, Action.ALTER, Resource(connection.pk, chosen))
+        and check(request.user, Action.IMPORT, Resource(connection.pk, chosen)),
     }
     return render(request, "explorer/database.html", context)
 
@@ -224,6 +226,7 @@ def table(request: HttpRequest, opened: OpenTable) -> HttpResponse:
         can_delete=info.editable and Action.DELETE in opened.access.actions,
         can_drop=Action.DROP in opened.access.actions,
         can_export=Action.EXPORT in opened.access.actions,
+        can_import=not info.is_view and Action.IMPORT in opened.access.actions and bool(opened.access.insertable),
         can_alter=Action.ALTER in opened.access.actions and not opened.info.is_view,
         offset_paging=info.key_kind == KeyKind.NONE,
     ))

@@ -80,13 +80,14 @@ def prepare(info: TableInfo, views: Mapping[str, ColumnView], params: BrowsePara
     return export
 
 
-def rows_to_export(info: TableInfo, export: Export) -> RowCount | None:
-    """Rows the export would write, up to BASTION_EXPORT_REAUTH_ROWS + 1 (None: not counted in time)."""
+def rows_to_export(info: TableInfo, export: Export, at_most: int | None = None) -> RowCount | None:
+    """Rows the export would write, up to ``at_most`` (BASTION_EXPORT_REAUTH_ROWS) + 1 (None: not counted in
+    time)."""
     with get_engine(info.connection).connect() as conn:
         try:
             with limits.statement_time_limit(conn, COUNT_SECONDS):
                 rows = select(literal_column("1")).select_from(export.statement.order_by(None).subquery())
-                return bounded_count(conn, rows, settings.EXPORT_REAUTH_ROWS)
+                return bounded_count(conn, rows, settings.EXPORT_REAUTH_ROWS if at_most is None else at_most)
         except DBAPIError:
             return None
 
@@ -99,43 +100,13 @@ def needs_reauthentication(info: TableInfo, export: Export) -> bool:
     return count is None or count.more_than or count.value > settings.EXPORT_REAUTH_ROWS
 
 
-class ExportStream(RowStream):
-    """An export's body: masked columns masked; its one audit event, and the user's slot given back, at the end."""
-
-    batch_rows = 50  # the first batch small: 50 wide rows (a megabyte each) is already 50 MB in memory (T28)
-    what = "export"
-
-    def __init__(self, request: HttpRequest, info: TableInfo, export: Export, views: Mapping[str, ColumnView],
-                 fmt: str, stack: contextlib.ExitStack, cursor: Any, dialect: Any) -> None:
-        table = Table(info.name, MetaData(), schema=info.schema, quote=True, quote_schema=True)
-        super().__init__(request, fmt, stack, cursor, [c.name for c in export.columns],
-                         formats.writer(fmt, table, dialect))
-        self.info, self.export = info, export
-        self.masks = [view.mask_rule if view.mode == ColumnMode.MASKED else None
-                      for view in (views[c.name] for c in export.columns)]
-
-    def rows_of(self, batch: Sequence[Sequence[Any]]) -> Sequence[Sequence[Any]]:
-        if not any(self.masks):
-            return batch
-        return [[mask_value(v, rule) if rule else v for v, rule in zip(row, self.masks, strict=True)]
-                for row in batch]
-
-    def finished(self, elapsed_ms: float) -> None:
-        release_slot(self.request.user)
-        info = self.info
-        record(EXPORTED, request=self.request,
-               target=f"{info.connection.name}: {info.schema + '.' if info.schema else ''}{info.name}",
-               outcome=self.outcome, details={
-                   "connection_id": info.connection.pk, "schema": info.schema, "table": info.name,
-                   "format": self.fmt, "columns": self.columns, "filtered": self.export.filtered,
-                   "rows": self.rows, "bytes": self.bytes, "egress": self.bytes > settings.EXPORT_EGRESS_BYTES,
-                   "elapsed_ms": elapsed_ms, "message": self.message})
+def table_label(info: TableInfo) -> str:
+    return f"{info.connection.name}: {info.schema + '.' if info.schema else ''}{info.name}"
 
 
-def stream(request: HttpRequest, info: TableInfo, export: Export, views: Mapping[str, ColumnView],
-           fmt: str) -> StreamingHttpResponse:
-    """The response that streams the export, in one of the user's slots (take_slot, released when the stream
-    closes); raises DBAPIError when the statement fails at once."""
+def open_cursor(info: TableInfo, export: Export) -> tuple[contextlib.ExitStack, Any, Any]:
+    """The export's statement running on a streaming cursor, in a transaction under BASTION_EXPORT_TIMEOUT:
+    (the stack that closes it all, the cursor, the dialect). Raises DBAPIError when it fails at once."""
     stack = contextlib.ExitStack()
     try:
         conn = stack.enter_context(get_engine(info.connection).connect())
@@ -146,7 +117,55 @@ def stream(request: HttpRequest, info: TableInfo, export: Export, views: Mapping
         stack.callback(cursor.close)
     except BaseException:
         stack.close()
+        raise
+    return stack, cursor, conn.dialect
+
+
+class ExportStream(RowStream):
+    """An export's body: masked columns masked; its one audit event at the end (and, streamed to a browser, the
+    user's slot given back). ``job``: the background job writing it to a file, named in the event."""
+
+    batch_rows = 50  # the first batch small: 50 wide rows (a megabyte each) is already 50 MB in memory (T28)
+    what = "export"
+
+    def __init__(self, request: HttpRequest | None, info: TableInfo, export: Export,
+                 views: Mapping[str, ColumnView], fmt: str, opened: tuple[contextlib.ExitStack, Any, Any], *,
+                 actor: Any = None, job: Any = None) -> None:
+        stack, cursor, dialect = opened
+        table = Table(info.name, MetaData(), schema=info.schema, quote=True, quote_schema=True)
+        super().__init__(request, fmt, stack, cursor, [c.name for c in export.columns],
+                         formats.writer(fmt, table, dialect))
+        self.info, self.export, self.actor, self.job = info, export, actor, job
+        self.masks = [view.mask_rule if view.mode == ColumnMode.MASKED else None
+                      for view in (views[c.name] for c in export.columns)]
+
+    def rows_of(self, batch: Sequence[Sequence[Any]]) -> Sequence[Sequence[Any]]:
+        if not any(self.masks):
+            return batch
+        return [[mask_value(v, rule) if rule else v for v, rule in zip(row, self.masks, strict=True)]
+                for row in batch]
+
+    def finished(self, elapsed_ms: float) -> None:
+        if self.request is not None:
+            release_slot(self.request.user)
+        info = self.info
+        record(EXPORTED, request=self.request, actor=self.actor, target=table_label(info),
+               outcome=self.outcome, details={
+                   "connection_id": info.connection.pk, "schema": info.schema, "table": info.name,
+                   "format": self.fmt, "columns": self.columns, "filtered": self.export.filtered,
+                   "rows": self.rows, "bytes": self.bytes, "egress": self.bytes > settings.EXPORT_EGRESS_BYTES,
+                   "elapsed_ms": elapsed_ms, "message": self.message,
+                   **({"job": str(self.job.pk)} if self.job is not None else {})})
+
+
+def stream(request: HttpRequest, info: TableInfo, export: Export, views: Mapping[str, ColumnView],
+           fmt: str) -> StreamingHttpResponse:
+    """The response that streams the export, in one of the user's slots (take_slot, released when the stream
+    closes); raises DBAPIError when the statement fails at once."""
+    try:
+        opened = open_cursor(info, export)
+    except BaseException:
         release_slot(request.user)
         raise
-    body = ExportStream(request, info, export, views, fmt, stack, cursor, conn.dialect)
+    body = ExportStream(request, info, export, views, fmt, opened)
     return attachment(body, f"{slugify(info.connection.name) or 'database'}-{slugify(info.name) or 'table'}")

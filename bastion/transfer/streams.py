@@ -34,7 +34,7 @@ class RowStream:
     chunk_bytes = 1 << 20
     what = "statement"  # for the message when the time limit stops it
 
-    def __init__(self, request: HttpRequest, fmt: str, stack: contextlib.ExitStack, cursor: Any,
+    def __init__(self, request: HttpRequest | None, fmt: str, stack: contextlib.ExitStack, cursor: Any,
                  columns: Sequence[str], write: Writer) -> None:
         self.request, self.fmt, self.stack, self.cursor = request, fmt, stack, cursor
         self.columns, self.write = list(columns), write

@@ -4,7 +4,8 @@ Permission: ``export`` on the table (T20), which must be one the user may see (4
 The view's filters, search and sort come in the query string, as on the table page, so
 "Export…" exports exactly the rows the user was looking at. A GET only shows the page; the
 file comes from a POST (CSRF-protected), which asks for the password again first when it
-would carry off many rows (BASTION_EXPORT_REAUTH_ROWS).
+would carry off many rows (BASTION_EXPORT_REAUTH_ROWS): streamed at once, or (``run=job``)
+written by a background job that keeps it for download from the job's page.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from bastion.access.models import Action, ColumnMode
 from bastion.explorer.access import OpenTable, table_resource
 from bastion.explorer.browse import BrowseParams, Export
 from bastion.explorer.views import UNREACHABLE, problem_page, table_context, table_view
+from bastion.jobs.services import JobRefused
 from bastion.transfer import export as service
-from bastion.transfer import formats
+from bastion.transfer import export_job, formats
 
 
 def _page(request: HttpRequest, opened: OpenTable, export: Export | None, *, status: int = 200,
@@ -34,6 +36,7 @@ def _page(request: HttpRequest, opened: OpenTable, export: Export | None, *, sta
     return render(request, "transfer/export.html", table_context(
         opened, export=export, columns=columns, hidden=hidden, problem=problem, chosen=fmt,
         choices=list(formats.LABELS.items()), reauth_rows=f"{settings.EXPORT_REAUTH_ROWS:,}",
+        keep_hours=settings.JOB_FILE_SECONDS // 3600,
         action_url=request.get_full_path()), status=status)
 
 
@@ -57,6 +60,12 @@ def export_table(request: HttpRequest, opened: OpenTable) -> HttpResponse:
     try:
         if service.needs_reauthentication(info, export) and not did_recently_reauthenticate(request):
             return redirect(f"{reverse('account_reauthenticate')}?{urlencode({'next': request.get_full_path()})}")
+        if request.POST.get("run") == "job":
+            try:
+                job = export_job.submit(request, info, export, fmt)
+            except JobRefused as exc:
+                return _page(request, opened, export, status=429, fmt=fmt, problem=str(exc))
+            return redirect(reverse("jobs:detail", args=[job.pk]))
         if not service.take_slot(request.user):
             return _page(request, opened, export, status=429, fmt=fmt, problem=(
                 f"You already have {settings.EXPORT_MAX_RUNNING} exports running. Wait for one to finish, then "

@@ -23,7 +23,7 @@ def open_new_table_form(page: Page, screenshot: str = "") -> None:
     page.get_by_role("link", name=DEMO).click()
     if screenshot:
         snap(page, screenshot)
-    page.get_by_role("link", name="New table").click()
+    page.get_by_role("link", name="New table", exact=True).click()
     expect(page.get_by_role("heading", name=re.compile("^New table"))).to_be_visible()
 
 
