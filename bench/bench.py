@@ -6,8 +6,9 @@ see bench/README.md. Standard library only, so that it runs with any Python 3.11
 Each tool in turn is started on a free local port against the same file, given
 one warm-up request per page (whose content is checked: the expected rows, and
 not their neighbours), measured with sequential keep-alive requests, loaded
-with wrk on its first page, and stopped. Every server is killed at exit,
-whatever ends the run (error, Ctrl+C, SIGTERM).
+with wrk on its first page, and stopped. Then the imports and exports
+(transfer_bench.py). Every server is killed at exit, whatever ends the run
+(error, Ctrl+C, SIGTERM).
 """
 
 # Subprocesses run fixed argument lists (no shell) of programs from this repository's venvs, and wrk.
@@ -41,6 +42,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,6 +72,9 @@ TARGETS = {  # name: (comparison, bound); printed next to the figures, never enf
     "first_vs_datasette_lean": ("<=", 1.0),
     "sorted_deep_vs_sqliteweb": ("<=", 0.01),
     "rps_vs_datasette": (">=", 50.0),
+    "import_vs_raw": (">=", 0.5),  # the transfers' figures: transfer_bench.py
+    "export_vs_raw": (">=", 0.5),
+    "export_rss_mb": ("<", 200.0),
 }
 
 
@@ -83,6 +88,15 @@ class ExplorerMissing(BenchError):
 
 def say(message: str = "") -> None:
     print(message, flush=True)
+
+
+def transfer() -> ModuleType:
+    """bench/transfer_bench.py (imports and exports), which imports this module as `bench`: the running one,
+    not a second copy with its own list of servers to stop."""
+    sys.modules.setdefault("bench", sys.modules[__name__])
+    import transfer_bench
+
+    return transfer_bench
 
 
 # --- the data set -----------------------------------------------------------------------------------------
@@ -603,6 +617,7 @@ class Run:
     notes: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     bastion: Bastion | None = None
+    transfers: list[Any] = field(default_factory=list)  # transfer_bench.Transfer
 
     def peer_tls_args(self, tool: str) -> list[str]:
         if self.args.peers_http or self.bastion is None:
@@ -764,7 +779,8 @@ def ratios(run: Run) -> dict[str, float | None]:
         "sorted_deep_vs_sqliteweb": (median("Bastion", deep_ts), median("sqlite-web", deep_ts)),
         "rps_vs_datasette": (rps("Bastion", "first page"), rps("Datasette", "first page (default)")),
     }
-    return {name: (a / b if a is not None and b else None) for name, (a, b) in pairs.items()}
+    values = {name: (a / b if a is not None and b else None) for name, (a, b) in pairs.items()}
+    return values | transfer().values(run)
 
 
 def fmt(value: float | None, digits: int = 1) -> str:
@@ -775,7 +791,7 @@ def target_text(name: str, value: float | None) -> str:
     op, bound = TARGETS[name]
     if value is None:
         return f"target {op} {bound:g}: not measured"
-    met = value <= bound if op == "<=" else value >= bound
+    met = value <= bound if op == "<=" else value < bound if op == "<" else value >= bound
     return f"target {op} {bound:g}: {'met' if met else 'NOT met'}"
 
 
@@ -849,6 +865,7 @@ def write_report(run: Run, path: Path, values: dict[str, float | None], started:
     if notes or run.notes or run.errors:
         lines += ["### Notes", "", *[f"- {n}" for n in [*run.notes, *notes]],
                   *[f"- ERROR: {e}" for e in run.errors], ""]
+    lines += transfer().report_lines(run)
     lines += ["## Ratios", "", "| ratio | value | target |", "|---|---:|---|"]
     for name, value in values.items():
         lines.append(f"| {name} | {fmt(value, 3)} | {target_text(name, value)} |")
@@ -892,9 +909,12 @@ FAIRNESS = [
 
 def print_summary(run: Run, values: dict[str, float | None]) -> None:
     say("")
-    say(f"{'tool':<11} {'page':<44} {'n':>3} {'median ms':>11} {'p90 ms':>11} {'rps':>9}")
+    if run.results:
+        say(f"{'tool':<11} {'page':<44} {'n':>3} {'median ms':>11} {'p90 ms':>11} {'rps':>9}")
     for r in run.results:
         say(f"{r.tool:<11} {r.page:<44} {r.n:>3} {fmt(r.median_ms):>11} {fmt(r.p90_ms):>11} {fmt(r.rps):>9}")
+    for line in transfer().summary_lines(run):
+        say(line)
     say("")
     for name, value in values.items():
         say(f"{name:<26} {fmt(value, 3):>10}   ({target_text(name, value)})")
@@ -916,9 +936,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="seconds before wrk gives up on a response (default 60; wrk's own is 2)")
     parser.add_argument("--skip-wrk", action="store_true")
     parser.add_argument("--peers-http", action="store_true", help="serve Datasette and sqlite-web over plain HTTP")
-    parser.add_argument("--only", action="append", choices=["bastion", "datasette", "sqlite-web"],
-                        help="measure only this tool (repeatable); results not written to bench/RESULTS.md")
+    parser.add_argument("--only", action="append", choices=["bastion", "datasette", "sqlite-web", "transfer"],
+                        help="measure only this tool's pages, or only the imports and exports (repeatable); results "
+                             "not written to bench/RESULTS.md")
+    transfer().add_arguments(parser)
     args = parser.parse_args(argv)
+    if args.only_transfer:
+        args.only = [*(args.only or []), "transfer"]
     if args.requests < 1 or args.slow_requests < 1:
         parser.error("--requests and --slow-requests must be at least 1")
     args.skip_bastion = bool(args.only) and "bastion" not in args.only
@@ -951,6 +975,8 @@ def main(argv: list[str]) -> int:
 
     steps = [("bastion", "Bastion", run_bastion), ("datasette", "Datasette", run_datasette),
              ("sqlite-web", "sqlite-web", run_sqlite_web)]
+    if transfer().wanted(args):
+        steps.append(("transfer", "Transfers", transfer().run_transfer))
     for key, name, step in steps:
         if args.only and key not in args.only and key != "bastion":
             continue  # Bastion's set-up runs anyway: the peers use its certificate
