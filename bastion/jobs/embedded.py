@@ -84,8 +84,15 @@ class Supervisor:
         delay = self.first_delay
         while not self._should_stop():
             started = time.monotonic()
-            process = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL,  # noqa: S603 (our own interpreter)
-                                       start_new_session=True)
+            try:
+                process = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL,  # noqa: S603 (our own interpreter)
+                                           start_new_session=True)
+            except OSError as exc:  # no memory or processes left (often why the worker died): try again later
+                self.report(f"Background-job worker could not be started ({exc}); trying again in {delay:g} s")
+                self.delays.append(delay)
+                self._sleep(delay)
+                delay = min(delay * 2, self.longest_delay)
+                continue
             self.starts += 1
             self.report(f"Background-job worker started (pid {process.pid})")
             while process.poll() is None:
@@ -128,6 +135,10 @@ def main() -> int:
     supervisor = Supervisor(parent=args.parent)
     signal.signal(signal.SIGTERM, supervisor.stop)
     signal.signal(signal.SIGINT, supervisor.stop)
+    # The terminal hanging up makes gunicorn's master reload, not exit, and it starts the supervisor only once: the
+    # supervisor must outlive the hang-up, or jobs would stay queued until the server restarts. It still stops
+    # with the master (SIGTERM from on_exit, or the master gone).
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     return supervisor.run()
 
 

@@ -26,6 +26,8 @@ UNEXPECTED = ("The job stopped on an unexpected error; the log has the details (
               "Nothing of an import was written.")
 STOPPED = "Interrupted: the worker was stopped while the job ran. Nothing of an import was written."
 CANCELLED = "Cancelled."
+OWNER_INACTIVE = ("Stopped: the account of the user who started this job was deactivated while it ran. "
+                  "Nothing of an import was written.")
 
 
 @task()
@@ -48,7 +50,17 @@ def run_job(job_id: str) -> str:
                 raise runners.JobFailed(f"Bastion has no runner for jobs of kind “{job.kind}”.")
             outcome, message, error = JobStatus.SUCCEEDED, runner(job, progress), {}
     except runners.JobCancelled as exc:
-        outcome, message, error = JobStatus.CANCELLED, str(exc) or CANCELLED, {}
+        if progress.stop_reason == runners.STOP_FINAL:
+            # The sweep already failed the job (its worker looked dead) and told the user nothing was written; the
+            # runner stopped without writing, so that stays the outcome. Its file goes (the sweep's finish already
+            # removed the name; a runner may have made the file again since).
+            services.delete_file(job.file_name)
+            log.warning("job_stopped_after_it_ended", job=str(job.pk), kind=job.kind)
+            return Job.objects.filter(pk=job.pk).values_list("status", flat=True).first() or "missing"
+        if progress.stop_reason == runners.STOP_OWNER_INACTIVE:
+            outcome, message, error = JobStatus.CANCELLED, OWNER_INACTIVE, {}
+        else:
+            outcome, message, error = JobStatus.CANCELLED, str(exc) or CANCELLED, {}
     except runners.JobFailed as exc:
         outcome, message, error = JobStatus.FAILED, exc.message, exc.error()
     except Exception:
@@ -78,11 +90,15 @@ def _heartbeat(job_id: Any, every: float = services.HEARTBEAT_SECONDS) -> Iterat
     stop = threading.Event()
 
     def beat() -> None:
+        # One failed write (a locked SQLite file, a dropped connection) must not end the beating: a silent job is
+        # failed by the sweep after STALE_SECONDS even though its runner is well (and then stopped by it).
         try:
             while not stop.wait(every):
-                Job.objects.filter(pk=job_id, status=JobStatus.RUNNING).update(heartbeat_at=timezone.now())
-        except Exception:
-            log.exception("job_heartbeat_failed", job=str(job_id))
+                try:
+                    Job.objects.filter(pk=job_id, status=JobStatus.RUNNING).update(heartbeat_at=timezone.now())
+                except Exception:
+                    log.exception("job_heartbeat_failed", job=str(job_id))
+                    connections.close_all()  # the next beat opens a fresh connection
         finally:
             connections.close_all()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
@@ -57,6 +58,7 @@ def job_detail(request: HttpRequest, job_id: Any) -> HttpResponse:
         "job": job, "state": display.state(job), "own": own,
         "may_download": own and job.kind == JobKind.EXPORT,
         "file_label": job.params.get("download_name") or job.params.get("original_name") or "",
+        "idle_seconds": settings.SESSION_IDLE_TIMEOUT,  # jobs.js pauses polling after half of it unused (T10)
     })
 
 

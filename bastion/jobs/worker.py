@@ -86,10 +86,30 @@ def _sweeper(stop: threading.Event, parent: int | None) -> None:
         connections.close_all()
 
 
+def drop_client_environment() -> list[str]:
+    """Remove the database client libraries' variables (PGPASSWORD, PGSERVICEFILE, PGOPTIONS, MYSQL_...) from this
+    process's environment; their names.
+
+    The worker opens target connections (imports, exports) as the web workers do, and those must use only what
+    their settings say, never the operator's PGPASSWORD sent to a host a manager registered (libpq reads it when the
+    connection has no password). `bastion serve` drops them before it starts gunicorn; a worker started on its own
+    (`bastion worker`) still has them, so the worker drops them itself.
+    """
+    from bastion.cli import CLIENT_ENV_PREFIXES
+
+    names = [name for name in os.environ if name.startswith(CLIENT_ENV_PREFIXES)]
+    for name in names:
+        del os.environ[name]
+    return names
+
+
 def run(*, parent: int | None = None, interval: float = 0.5, sweep_only: bool = False) -> int:
     """Run the worker until SIGTERM/SIGINT (a running job finishes first; a second signal interrupts it)."""
     from django_tasks_db.management.commands.db_worker import Worker
 
+    dropped = drop_client_environment()
+    if dropped:
+        log.warning("jobs_worker_client_environment_dropped", names=sorted(dropped))
     _sweep_safely()  # jobs left running by a worker that died are failed before anything else runs
     stop = threading.Event()
     threading.Thread(target=_sweeper, args=(stop, parent), name="jobs-sweeper", daemon=True).start()

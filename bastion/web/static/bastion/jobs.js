@@ -1,6 +1,12 @@
 // Job page: asks the server for the job's state every second and updates the progress bar, the figures,
 // the outcome and the buttons in place; stops once the job has finished (or was cancelled or failed).
 // Without JavaScript the Refresh link reloads the page.
+//
+// Every request refreshes the session, so polling must not keep a page nobody looks at signed in for ever
+// (T10: the session idle timeout). Polling pauses once nobody has used the page for half the idle timeout
+// (data-idle-seconds) and resumes on the next key press, pointer move, scroll or return to the tab. It stops
+// for good when the answer is not the job's state (signed out, the job gone or no longer shown): the Refresh
+// link then says what is true. Text from the server goes into the page as text only (textContent), never as HTML.
 (function () {
   "use strict";
   var panel = document.getElementById("job-progress");
@@ -10,6 +16,11 @@
   var EVERY_MS = 1000;
   var RETRY_MS = 5000;
   var BADGES = ["success", "failure", "denied"];
+  var idleSeconds = parseInt(panel.getAttribute("data-idle-seconds") || "", 10);
+  var PAUSE_AFTER_MS = (idleSeconds > 0 ? idleSeconds : 1800) * 500;  // half the session's idle timeout
+  var lastActivity = Date.now();
+  var paused = false;
+  var stopped = false;
 
   function byId(id) { return document.getElementById(id); }
 
@@ -41,7 +52,7 @@
     var badge = byId("job-status");
     if (badge) {
       BADGES.forEach(function (name) { badge.classList.remove(name); });
-      if (state.badge) { badge.classList.add(state.badge); }
+      if (BADGES.indexOf(state.badge) !== -1) { badge.classList.add(state.badge); }
       badge.setAttribute("data-status", state.status);
       badge.textContent = state.status_label;
     }
@@ -79,17 +90,58 @@
     if (state.final) { panel.setAttribute("data-final", "true"); }
   }
 
+  function stop() {  // the answer was not the job's state: no more requests; the Refresh link tells the truth
+    stopped = true;
+    setHidden("job-paused", true);
+    setHidden("job-refresh", false);
+  }
+
+  function later(ms) {
+    window.setTimeout(function () {
+      if (stopped) { return; }
+      if (Date.now() - lastActivity >= PAUSE_AFTER_MS) {
+        paused = true;  // nobody is looking: let the session time out as it would without this page
+        setHidden("job-paused", false);
+        return;
+      }
+      poll();
+    }, ms);
+  }
+
   function poll() {
-    fetch(url, { credentials: "same-origin", cache: "no-store", headers: { Accept: "application/json" } })
+    fetch(url, { credentials: "same-origin", cache: "no-store", redirect: "manual",
+                 headers: { Accept: "application/json" } })
       .then(function (response) {
+        var type = (response.headers && response.headers.get("Content-Type")) || "";
+        var refused = response.status >= 300 && response.status < 500 && response.status !== 429;
+        if (response.type === "opaqueredirect" || refused || (response.ok && type.indexOf("application/json") !== 0)) {
+          stop();  // signed out (sent to the login page), the job gone, or no longer this user's to see
+          return null;
+        }
         if (!response.ok) { throw new Error("status " + response.status); }
         return response.json();
       })
       .then(function (state) {
+        if (state === null) { return; }
         show(state);
-        if (!state.final) { window.setTimeout(poll, EVERY_MS); }
+        if (!state.final) { later(EVERY_MS); } else { stopped = true; }
       })
-      .catch(function () { window.setTimeout(poll, RETRY_MS); });  // offline or signed out: try again later
+      .catch(function () { if (!stopped) { later(RETRY_MS); } });  // offline or the server busy: try again later
   }
-  window.setTimeout(poll, EVERY_MS);
+
+  function active() {
+    lastActivity = Date.now();
+    if (paused && !stopped) {
+      paused = false;
+      setHidden("job-paused", true);
+      poll();
+    }
+  }
+  ["keydown", "pointerdown", "pointermove", "wheel", "touchstart"].forEach(function (name) {
+    document.addEventListener(name, active, { passive: true });
+  });
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "visible") { active(); }
+  });
+  later(EVERY_MS);
 })();
