@@ -13,6 +13,7 @@ import csv
 import datetime as dt
 import decimal
 import io
+import itertools
 import json
 import math
 import re
@@ -87,13 +88,30 @@ def csv_chunks(columns: Sequence[str], batches: Batches) -> Iterator[bytes]:
     for batch in batches:
         buffer.seek(0)
         buffer.truncate()
-        writer.writerows(_csv_rows(batch))
+        if not _written_as_it_is(writer, buffer, batch):
+            buffer.seek(0)
+            buffer.truncate()
+            writer.writerows(_csv_rows(batch))
         yield buffer.getvalue().encode()
 
 
 _PLAIN_TYPES = frozenset({int, float, type(None)})  # written by the csv module as they are (bool is not int here)
 _TEXT_TYPES = frozenset({str, type(None)})
+_PLAIN_OR_TEXT = _PLAIN_TYPES | _TEXT_TYPES
 _FORMULA_AFTER_NEWLINE = re.compile("(?:^|\n)[" + re.escape("".join(FORMULA_STARTS)) + "]")
+# In QUOTE_ALL output every cell starts with a quote after a comma or a line start; a quote inside a cell is
+# doubled, so this finds exactly the cells that begin with a formula sign (and negative numbers).
+_FORMULA_CELL = re.compile('(?:^|,)"[' + re.escape("".join(FORMULA_STARTS)) + "]", re.MULTILINE)
+
+
+def _written_as_it_is(writer: Any, buffer: io.StringIO, batch: Sequence[Sequence[Any]]) -> bool:
+    """Write the batch without converting anything, when that is safe: every value a number, text or NULL, and
+    no cell of the output starting with a formula sign. False (the output then discarded): convert it."""
+    types = set(map(type, itertools.chain.from_iterable(batch)))
+    if not types <= _PLAIN_OR_TEXT:
+        return False
+    writer.writerows(batch)
+    return str not in types or not _FORMULA_CELL.search(buffer.getvalue())
 
 
 def _csv_column(values: Sequence[Any]) -> Sequence[Any]:
