@@ -175,6 +175,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if is_root and not (args.allow_root or os.environ.get("BASTION_ALLOW_ROOT")):
         print("Refusing to run as root: run as an unprivileged user, or pass --allow-root.", file=sys.stderr)
         return 2
+    if not sys.flags.isolated:
+        # As `serve` does: a fresh interpreter in isolated mode (no PYTHONPATH, no user site-packages, no current
+        # directory on sys.path; T44) runs the worker. List arguments, no shell.
+        os.execv(sys.executable, [sys.executable, "-I", "-m", "bastion.cli", *sys.argv[1:]])  # noqa: S606
     _setup_django()
     from bastion.jobs import worker
 

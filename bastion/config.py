@@ -107,6 +107,8 @@ OPTIONS: tuple[Option, ...] = (
            "`bastion serve` also runs one background-job worker; turn off when `bastion worker` runs apart."),
     Option("jobs_max_running", 2, int, "Background jobs (imports, exports) one user may have queued or running."),
     Option("job_file_hours", 24, int, "Hours an export job's file is kept for download before it is deleted."),
+    Option("jobs_disk_reserve_mb", 1024, int,
+           "Export jobs stop (keeping no file) when the data directory's disk has less free space than this."),
     Option("sqlite_roots", [], list,
            "Directories SQLite databases may be registered from (default: <data dir>/databases)."),
     Option("target_hosts_allowed", [], list,

@@ -162,6 +162,7 @@ TASKS = {"default": {"BACKEND": CONF["tasks_backend"]}}
 EMBEDDED_WORKER = CONF["embedded_worker"]
 JOBS_MAX_RUNNING = CONF["jobs_max_running"]
 JOB_FILE_SECONDS = CONF["job_file_hours"] * 3600
+JOBS_DISK_RESERVE_MB = CONF["jobs_disk_reserve_mb"]
 
 # --- accounts and passwords (T11, T13) --------------------------------------
 AUTH_USER_MODEL = "accounts.User"

@@ -544,6 +544,24 @@ def test_the_worker_command_parses():
     assert build_parser().parse_args(["worker", "--sweep-only"]).sweep_only
 
 
+def test_T44_a_standalone_worker_runs_in_a_fresh_isolated_interpreter(monkeypatch):
+    import sys
+
+    from bastion import cli
+
+    started = []
+
+    def execv(path, argv):
+        started.append(argv)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(cli.os, "execv", execv)
+    monkeypatch.setattr(sys, "argv", ["/venv/bin/bastion", "--data-dir", "/srv/bastion", "worker"])
+    with pytest.raises(SystemExit):
+        cli.cmd_worker(cli.build_parser().parse_args(["worker", "--allow-root"]))
+    assert started == [[sys.executable, "-I", "-m", "bastion.cli", "--data-dir", "/srv/bastion", "worker"]]
+
+
 def test_serve_starts_the_embedded_worker_from_the_gunicorn_master():
     import argparse
 

@@ -102,4 +102,11 @@ def state(job: Job, now: datetime | None = None) -> dict[str, Any]:
         "rows_total": job.rows_total,
         "bytes_done": job.bytes_done,
         "bytes_total": job.bytes_total,
+        "started": moment(job.started_at),
+        "finished": moment(job.finished_at),
     }
+
+
+def moment(when: datetime | None) -> str:
+    """A time as the job page shows it (local time, to the second), or a dash."""
+    return format_date(timezone.localtime(when), "Y-m-d H:i:s T") if when else "—"

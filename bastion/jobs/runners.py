@@ -25,10 +25,6 @@ Runner = Callable[[Job, "Progress"], str]
 _RUNNERS: dict[str, Runner] = {}
 
 WRITE_EVERY = 0.5  # seconds between progress writes (and cancel checks): about twice a second
-# A job writing a kept file fails once the data directory's disk has less than this left (T28): the jobs folder
-# shares it with the metadata database and the audit log, which must still be writable.
-DISK_RESERVE_MB = 1024
-
 # Why should_stop() said stop (Progress.stop_reason); tasks.run_job words the outcome after it.
 STOP_CANCELLED = "cancelled"  # the owner (or a manager) asked
 STOP_OWNER_INACTIVE = "owner_inactive"  # the owner's account was deactivated while the job ran
@@ -140,7 +136,8 @@ class Progress:
     def _check_disk(self) -> None:
         from bastion.jobs.services import jobs_dir
 
-        reserve = getattr(settings, "JOBS_DISK_RESERVE_MB", DISK_RESERVE_MB) * 1024 * 1024
+        # The jobs folder shares its disk with the metadata database and the audit log, which must stay writable.
+        reserve = settings.JOBS_DISK_RESERVE_MB * 1024 * 1024
         if shutil.disk_usage(jobs_dir()).free < reserve:
             raise JobFailed("The disk of Bastion's data directory is nearly full, so the export was stopped and no "
                             "file was kept. Export fewer rows, or ask an administrator to free some space.")

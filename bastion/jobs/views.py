@@ -18,8 +18,10 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
 
 from bastion.access.decorators import signed_in
+from bastion.access.policy import visible_tables
 from bastion.audit.models import Outcome
 from bastion.audit.services import record
+from bastion.explorer.links import page_url
 from bastion.jobs import display, runners, services
 from bastion.jobs.models import Job, JobKind, JobStatus
 from bastion.web.errors import error_response
@@ -59,7 +61,18 @@ def job_detail(request: HttpRequest, job_id: Any) -> HttpResponse:
         "may_download": own and job.kind == JobKind.EXPORT,
         "file_label": job.params.get("download_name") or job.params.get("original_name") or "",
         "idle_seconds": settings.SESSION_IDLE_TIMEOUT,  # jobs.js pauses polling after half of it unused (T10)
+        "table_url": _table_url(request.user, job),
     })
+
+
+def _table_url(user: Any, job: Job) -> str:
+    """The job's table page, when the user may open it (a link is no wider than the explorer's own)."""
+    if job.connection is None or not job.table:
+        return ""
+    schema = job.schema or None
+    if not visible_tables(user, job.connection.pk, schema, [job.table]):
+        return ""
+    return page_url("table", job.connection.pk, schema, job.table)
 
 
 @require_safe

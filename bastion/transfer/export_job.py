@@ -89,6 +89,8 @@ def _modes(views: dict[str, Any], columns: list[str]) -> dict[str, list[str]]:
 def download_problem(job: Any, user: Any) -> str | None:
     """Why ``user`` may not download this export's kept file now: the export grant is gone, or a column the
     file holds in clear (or masked one way) is now masked or hidden for them. None: they may."""
+    if job.connection is None:
+        return "The connection this file was exported from was removed, so its file cannot be downloaded."
     try:
         info = resolve_table(job.connection, job.schema or None, job.table)
     except (TableNotFound, *UNREACHABLE):

@@ -17,6 +17,7 @@ overwritten: ON CONFLICT (key) DO UPDATE / ON DUPLICATE KEY UPDATE).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -69,7 +70,7 @@ class InsertWriter(Writer):
         target = table(name, *(column(c) for c in columns), schema=schema)
         values = {c: bindparam(f"p{i}") for i, c in enumerate(columns)}
         statement = _with_conflict(conn.dialect.name, target, values, columns, key, conflict)
-        compiled = statement.compile(dialect=_compiling_dialect(conn))
+        compiled = statement.compile(dialect=_compiling_dialect(conn, [name, schema or "", *columns]))
         self.sql = str(compiled)
         self.names = [f"p{i}" for i in range(len(columns))]
         self.positional = compiled.positional
@@ -81,7 +82,7 @@ class InsertWriter(Writer):
             self.affected = None
 
     def _parameters(self, rows: Sequence[tuple[Any, ...]]) -> Sequence[Any]:
-        return rows if self.positional else [dict(zip(self.names, row, strict=True)) for row in rows]
+        return rows if self.positional else list(map(dict, map(zip, itertools.repeat(self.names), rows)))
 
     def write(self, rows: Sequence[tuple[Any, ...]]) -> None:
         if not rows:
@@ -131,11 +132,12 @@ class InsertWriter(Writer):
                 raise RowRefused(self.written + offset, engine_reason(exc), _refusal_column(exc)) from None
 
 
-def _compiling_dialect(conn: Connection) -> Any:
-    """The connection's dialect, but SQLite's with named parameters: compiling for its qmark style, SQLAlchemy
-    rewrites "%(name)s" into "?" even inside a quoted column name (T02)."""
+def _compiling_dialect(conn: Connection, names: Sequence[str]) -> Any:
+    """The connection's dialect; for SQLite names holding "%", with named parameters: compiling for its qmark
+    style, SQLAlchemy rewrites "%(name)s" into "?" even inside a quoted name (T02). Otherwise qmark, whose
+    tuples bind faster than named parameters' dictionaries."""
     dialect = conn.dialect
-    if dialect.name == "sqlite" and dialect.paramstyle != "named":
+    if dialect.name == "sqlite" and dialect.paramstyle != "named" and any("%" in name for name in names):
         return type(dialect)(paramstyle="named")
     return dialect
 

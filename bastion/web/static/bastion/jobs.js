@@ -49,6 +49,8 @@
   }
 
   function showStatus(state) {
+    setText("job-started", state.started || "—");
+    setText("job-finished", state.finished || "—");
     var badge = byId("job-status");
     if (badge) {
       BADGES.forEach(function (name) { badge.classList.remove(name); });
