@@ -197,3 +197,26 @@ def test_T01_an_out_of_range_number_in_an_export_filter_gets_a_message(client, s
         response.close()
     assert response.status_code == 400
 
+
+
+def test_T28_the_time_limit_stops_a_sqlite_export_and_says_so(client, sqlite_target, settings):  # noqa: F811
+    """SQLite exports read the driver's cursor directly (export._sqlite_cursor): its interrupt still comes out as
+    the time limit, in the audit event."""
+    from sqlalchemy.exc import DBAPIError
+
+    from bastion.audit.models import AuditEvent
+    from bastion.transfer import export
+    from tests.test_transfer_export import export_url, exporter
+
+    t = sqlite_target
+    t.run("CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT, card TEXT, secret TEXT)",
+          "INSERT INTO people (id, name) WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
+          "WHERE i < 200000) SELECT i, 'n' || i FROM n")
+    settings.EXPORT_REAUTH_ROWS = 10**9
+    client.force_login(exporter(t))
+    settings.EXPORT_TIMEOUT = 0.05
+    with pytest.raises(DBAPIError):
+        response = client.post(export_url(t, sort="name"), {"format": "csv"})  # a sort: SQLite works before row 1
+        b"".join(response.streaming_content)
+    event = AuditEvent.objects.get(action=export.EXPORTED)
+    assert event.outcome == "failure" and event.details["message"] == "the time limit stopped the export"
