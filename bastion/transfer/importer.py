@@ -12,6 +12,7 @@ Each import writes one audit event with its rows, bytes and outcome, failures an
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -153,12 +154,8 @@ def run(job: Any, progress: Progress) -> str:
         problems = mapping_problems(info, access, mapping)
         if problems:
             raise ImportRefused(" ".join(problems))
-        opened = info
-
-        def audit_success() -> None:  # inside the target's transaction, before its commit (as every change is)
-            _audit(job, opened, mapping, done, started, None)
-
-        _import(job, info, mapping, progress, done, audit_success)
+        # The success event is written inside the target's transaction, before its commit (as every change is).
+        _import(job, info, mapping, progress, done, functools.partial(_audit, job, info, mapping, done, started, None))
     except (ImportRefused, JobFailed, JobCancelled, RowRefused, DBAPIError) as exc:
         failure = _as_failure(exc)
         _audit(job, info, mapping, done, started, failure)
