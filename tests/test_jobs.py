@@ -49,6 +49,22 @@ def runner():
     runners.unregister(TEST_KIND)
 
 
+def stub_worker(on_run):
+    """A stand-in for django-tasks-db's Worker class whose run() calls ``on_run(worker)`` and returns."""
+
+    class StubWorker:
+        def __init__(self, **options):
+            self.worker_id = options["worker_id"]
+
+        def configure_signals(self):
+            pass
+
+        def run(self):
+            on_run(self)
+
+    return StubWorker
+
+
 def restore(kind: str, real) -> None:
     """Put back the runner an app registered for ``kind`` (the transfer app's, for imports and exports)."""
     if real is None:
@@ -339,17 +355,7 @@ def test_the_worker_fails_jobs_of_dead_workers_when_it_starts(user, monkeypatch)
 
     started = []
 
-    class StubWorker:
-        def __init__(self, **options):
-            self.worker_id = options["worker_id"]
-
-        def configure_signals(self):
-            pass
-
-        def run(self):
-            started.append(self.worker_id)
-
-    monkeypatch.setattr(db_worker, "Worker", StubWorker)
+    monkeypatch.setattr(db_worker, "Worker", stub_worker(lambda stub: started.append(stub.worker_id)))
     old = timezone.now() - timedelta(hours=1)
     dead = Job.objects.create(owner=user, kind="import", status=JobStatus.RUNNING, started_at=old, heartbeat_at=old)
     assert worker.run() == 0

@@ -28,7 +28,7 @@ from bastion.jobs.models import Job, JobStatus
 from bastion.jobs.runners import JobCancelled, Progress
 from bastion.jobs.worker import run_pending
 from tests.engines import sqlite_target  # noqa: F401
-from tests.test_jobs import restore
+from tests.test_jobs import restore, stub_worker
 
 pytestmark = pytest.mark.django_db
 
@@ -258,17 +258,7 @@ def test_T23_the_worker_drops_the_database_clients_environment(monkeypatch):
     monkeypatch.setattr(os, "environ", environment)
     seen: list[dict[str, str]] = []
 
-    class StubWorker:
-        def __init__(self, **options):
-            self.worker_id = options["worker_id"]
-
-        def configure_signals(self):
-            pass
-
-        def run(self):
-            seen.append(dict(os.environ))
-
-    monkeypatch.setattr(db_worker, "Worker", StubWorker)
+    monkeypatch.setattr(db_worker, "Worker", stub_worker(lambda stub: seen.append(dict(os.environ))))
     assert worker.run() == 0
     assert seen and not [name for name in seen[0] if name.startswith(("PG", "MYSQL_", "LIBMYSQL_"))]
     assert seen[0]["BASTION_KEEP"] == "1"
