@@ -45,14 +45,15 @@ test: $(VENV)/.dev-installed
 
 # The audit chain, its triggers, accounts, access, the explorer's change history
 # (JSON lookups in audit events) and the console's drafts, history and saved queries
-# again, with PostgreSQL as the metadata database
+# again, and the sign-in tests (MFA, sessions, e-mail links, legacy hashes), with PostgreSQL as the metadata database
 # (the production setup). Skips with a reason when no
 # server is reachable, except under CI where that is a failure.
 test-postgres: $(VENV)/.dev-installed
 	@if $(BIN)/python -m tests.services postgresql; then \
 	  BASTION_TEST_METADATA_DB=postgresql $(BIN)/python -m pytest -m "not live" tests/test_audit.py \
 	    tests/test_accounts.py tests/test_access_policy.py tests/test_access_roles.py \
-	    tests/test_explorer_changes.py tests/test_explorer_edit_pages.py tests/test_console_pages.py tests/test_jobs.py; \
+	    tests/test_explorer_changes.py tests/test_explorer_edit_pages.py tests/test_console_pages.py tests/test_jobs.py \
+	    tests/test_T16_mfa.py tests/test_T10_sessions.py tests/test_T17_email_links.py tests/test_T12_legacy_hashes.py; \
 	else echo "SKIPPED PostgreSQL metadata tests: no PostgreSQL server on 127.0.0.1:5432"; \
 	  test -z "$$CI"; fi
 

@@ -1,11 +1,14 @@
-"""The `bastion` command: init, serve, worker, check, createadmin, audit verify, config, manage."""
+"""The `bastion` command: init, serve, worker, check, createadmin, import-users, migrate-hashes, audit verify,
+config, manage."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
+from typing import TextIO
 
 from bastion import config
 
@@ -253,6 +256,101 @@ def cmd_createadmin(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- import-users, migrate-hashes (T12) ---------------------------------------------------
+class ProgressBar:
+    """Progress on stderr: a bar redrawn in place on a terminal, otherwise a plain line at every tenth."""
+
+    WIDTH = 30
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.started = time.monotonic()
+        self.tenth = -1
+
+    def elapsed(self) -> float:
+        return max(time.monotonic() - self.started, 1e-6)
+
+    def show(self, fraction: float, text: str) -> None:
+        fraction = min(max(fraction, 0.0), 1.0)
+        if self.tty:
+            filled = int(fraction * self.WIDTH)
+            self.stream.write(f"\r[{'#' * filled}{'.' * (self.WIDTH - filled)}] {fraction:4.0%} {text}\033[K")
+            self.stream.flush()
+        elif int(fraction * 10) > self.tenth:
+            self.tenth = int(fraction * 10)
+            print(f"{fraction:4.0%} {text}", file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+
+
+def cmd_import_users(args: argparse.Namespace) -> int:
+    _setup_django()
+    from bastion.accounts.legacy_import import ImportRefused, import_users
+    from bastion.accounts.legacy_migrate import weak_hash_users
+
+    path = Path(args.file)
+    if not path.is_file():
+        print(f"No such file: {path}", file=sys.stderr)
+        return 2
+    bar = ProgressBar()
+    try:
+        result = import_users(path, skip_existing=args.skip_existing, default_format=args.format.lower(),
+                              on_progress=lambda rows, fraction: bar.show(fraction, f"{rows:,} rows read"))
+    except ImportRefused as exc:
+        bar.close()
+        print(f"Nothing was imported: {path.name} was refused.", file=sys.stderr)
+        for error in exc.errors:
+            print(f"  {error}", file=sys.stderr)
+        return 1
+    bar.close()
+    formats = ", ".join(f"{count:,} {fmt}" for fmt, count in sorted(result.formats.items()))
+    skipped = f"; {result.skipped:,} existing user(s) skipped" if result.skipped else ""
+    print(f"Imported {result.created:,} user(s) in {result.seconds:.1f} s ({formats or 'none'}){skipped}.")
+    if weak_hash_users().exists():
+        print("Users keep their passwords. Their MD5/SHA1 hashes are weak: run `bastion migrate-hashes` now.")
+    return 0
+
+
+def cmd_migrate_hashes(args: argparse.Namespace) -> int:
+    _setup_django()
+    from bastion.accounts.legacy_migrate import migrate_hashes
+
+    bar = ProgressBar()
+
+    def progress(done: int, total: int) -> None:
+        bar.show(done / total, f"{done:,}/{total:,} hashes, {done / bar.elapsed():.1f} users/s")
+
+    try:
+        result = migrate_hashes(batch_size=args.batch_size, limit=args.limit, on_progress=progress)
+    except KeyboardInterrupt:
+        bar.close()
+        print("Interrupted: the finished batches are kept. Run `bastion migrate-hashes` again to go on.",
+              file=sys.stderr)
+        return 130
+    bar.close()
+    if not (result.wrapped or result.skipped):
+        print("No MD5/SHA1 hash is left to wrap.")
+        return 0
+    print(f"Wrapped {result.wrapped:,} MD5/SHA1 hash(es) in Argon2id in {result.seconds:.1f} s "
+          f"({result.wrapped / max(result.seconds, 1e-6):.1f} users/s); {result.remaining:,} left.")
+    if result.skipped:
+        print(f"{result.skipped:,} hash(es) could not be wrapped: malformed, or changed while the command ran. "
+              "Run the command again; reset the password of any user still listed by `bastion check`.")
+    elif result.remaining:
+        print("Run `bastion migrate-hashes` again to wrap the rest.")
+    return 0
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     _setup_django()
     from bastion.audit.chain import verify_chain
@@ -330,6 +428,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("username")
     p.add_argument("--password-file")
     p.set_defaults(func=cmd_createadmin)
+
+    p = sub.add_parser("import-users", help="import users with their password hashes from an older system")
+    p.add_argument("file", help="a .csv file (header line) or .json file (array of objects); see the README")
+    p.add_argument("--format", default="", help="hash format for rows without a format field "
+                   "(md5, sha1, salted_md5, salted_sha1, bcrypt, django)")
+    p.add_argument("--skip-existing", action="store_true",
+                   help="leave users that exist already as they are (default: refuse the file)")
+    p.set_defaults(func=cmd_import_users)
+
+    p = sub.add_parser("migrate-hashes", help="wrap every MD5/SHA1 password hash in Argon2id, without the passwords")
+    p.add_argument("--batch-size", type=_positive, default=500, help="hashes per transaction (default 500)")
+    p.add_argument("--limit", type=_positive, help="stop after this many hashes (run again to go on)")
+    p.set_defaults(func=cmd_migrate_hashes)
 
     p = sub.add_parser("audit", help="audit log tools")
     audit_sub = p.add_subparsers(dest="audit_command", required=True)

@@ -114,6 +114,40 @@ OPTIONS: tuple[Option, ...] = (
     Option("target_hosts_allowed", [], list,
            "Host names or networks (CIDR) target databases may be on; empty: any host except "
            "link-local and cloud-metadata addresses, which are always refused."),
+    # E-mail, invitations, self-registration: SMTP when email_host is set, else files in <data dir>/mail.
+    Option("email_host", "", str,
+           "SMTP server for outgoing e-mail; empty: each message is written to a file in <data dir>/mail."),
+    Option("email_port", 587, int, "SMTP port."),
+    Option("email_use_tls", True, bool, "SMTP with STARTTLS (port 587). Not together with email_use_ssl."),
+    Option("email_use_ssl", False, bool, "SMTP over implicit TLS (port 465); set email_use_tls=no with it."),
+    Option("email_host_user", "", str, "SMTP user name (empty: no SMTP authentication)."),
+    Option("email_host_password", "", str, "SMTP password.", True),
+    Option("email_timeout", 10, int, "Seconds Bastion waits for the SMTP server before giving up."),
+    Option("email_from", "bastion@localhost", str, "Sender address of Bastion's e-mails."),
+    Option("password_reset_minutes", 60, int, "Minutes an e-mailed password reset link stays valid."),
+    Option("invitation_days", 7, int, "Days an invitation or account activation link stays valid."),
+    Option("self_registration", False, bool,
+           "Anyone may register; the account stays inactive, without a role, until its e-mailed link is used."),
+    # Single sign-on (OpenID Connect): off until oidc_issuer is set.
+    Option("oidc_issuer", "", str,
+           "OpenID Connect issuer URL of the identity provider (https); empty: single sign-on off."),
+    Option("oidc_client_id", "", str, "Client id Bastion is registered with at the identity provider."),
+    Option("oidc_client_secret", "", str, "Client secret for the identity provider.", True),
+    Option("oidc_name", "single sign-on", str, "Label of the login button: \"Sign in with <name>\"."),
+    Option("oidc_scopes", ["openid", "profile", "email"], list,
+           "Scopes asked of the identity provider (add e.g. groups if it sends the role claim only then)."),
+    Option("oidc_auto_provision", False, bool,
+           "Create a Bastion account at the first single sign-on of an unknown user (off: an admin links "
+           "accounts first)."),
+    Option("oidc_role_claim", "groups", str, "Claim of the identity provider that carries the user's groups."),
+    Option("oidc_role_map", [], list,
+           "Claim value=Bastion role pairs, comma-separated (e.g. idp-admins=Admin,idp-dev=Editor); "
+           "re-applied at every single sign-on."),
+    Option("oidc_link_by_email", False, bool,
+           "Let a single sign-on with an e-mail address the identity provider marks verified sign in to the "
+           "existing Bastion account with that address. Only for a provider you trust with every address."),
+    Option("oidc_sso_only", False, bool,
+           "Passwords stop working for everybody but administrators (holders of manage): single sign-on only."),
 )
 
 _BY_NAME = {opt.name: opt for opt in OPTIONS}
@@ -188,6 +222,8 @@ def load(env: dict[str, str] | None = None) -> dict[str, Any]:
     values["data_dir"] = str(Path(values["data_dir"]).expanduser().resolve())
     if values["db_engine"] not in {"sqlite", "postgresql"}:
         raise ConfigError("BASTION_DB_ENGINE: expected sqlite or postgresql")
+    if values["email_use_tls"] and values["email_use_ssl"]:
+        raise ConfigError("BASTION_EMAIL_USE_TLS and BASTION_EMAIL_USE_SSL: choose one (for SSL set USE_TLS=no)")
     return values
 
 

@@ -46,8 +46,13 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.humanize",  # allauth.mfa's templates load it
     "allauth",
     "allauth.account",
+    "allauth.mfa",
+    "allauth.usersessions",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
     "csp",
     "django_tasks",
     "django_tasks_db",
@@ -67,8 +72,11 @@ MIDDLEWARE = [
     "allauth.account.middleware.AccountMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "bastion.accounts.middleware.SessionTimeoutMiddleware",
+    # allauth's UserSessionsMiddleware, throttled: records a session once a minute, not on every request.
+    "bastion.accounts.sessions.SessionActivityMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "bastion.accounts.middleware.PasswordChangeRequiredMiddleware",
+    "bastion.accounts.middleware.MFARequiredMiddleware",
     # Last, so it sees the resolved view: a view without a declared permission never runs (T20).
     "bastion.access.middleware.DeclaredPermissionMiddleware",
 ]
@@ -173,6 +181,22 @@ PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.ScryptPasswordHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    # Users imported by `bastion import-users` (T12, Add-Migrate-Delete).
+    # Argon2id over an MD5/SHA1 hash, written by `bastion migrate-hashes`: strong,
+    # kept while any user who has not logged in since still has such a hash.
+    "bastion.accounts.legacy_hashers.WrappedUnsaltedMD5PasswordHasher",
+    "bastion.accounts.legacy_hashers.WrappedUnsaltedSHA1PasswordHasher",
+    "bastion.accounts.legacy_hashers.WrappedSHA1PasswordHasher",
+    "bastion.accounts.legacy_hashers.WrappedMD5PasswordHasher",
+    # bcrypt hashes verify only if the `bcrypt` package is installed.
+    "django.contrib.auth.hashers.BCryptSHA256PasswordHasher",
+    "django.contrib.auth.hashers.BCryptPasswordHasher",
+    # Weak MD5/SHA1 hashes, verified until `bastion migrate-hashes` has wrapped them.
+    # Remove these (and the ones above) once `bastion check` says none remains.
+    "bastion.accounts.legacy_hashers.UnsaltedMD5PasswordHasher",
+    "bastion.accounts.legacy_hashers.UnsaltedSHA1PasswordHasher",
+    "bastion.accounts.legacy_hashers.SHA1PasswordHasher",
+    "bastion.accounts.legacy_hashers.MD5PasswordHasher",
 ]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -189,9 +213,14 @@ LOGIN_REDIRECT_URL = "home"
 
 ACCOUNT_ADAPTER = "bastion.accounts.adapter.AccountAdapter"
 ACCOUNT_LOGIN_METHODS = {"username"}
-ACCOUNT_SIGNUP_FIELDS = ["username*", "email", "password1*", "password2*"]
+ACCOUNT_SIGNUP_FIELDS = ["username*", "email*", "password1*", "password2*"]  # e-mail: for the activation link
 ACCOUNT_EMAIL_VERIFICATION = "none"
 ACCOUNT_PREVENT_ENUMERATION = True
+# Sign-up answers a taken e-mail address like a new one (allauth does so only with mandatory verification).
+ACCOUNT_FORMS = {"signup": "bastion.accounts.registration.SignupForm"}
+# Adding, removing or changing an e-mail address (where reset links go) or linking a single sign-on
+# identity needs the password or a second factor again, so a stolen session cannot take the account over.
+ACCOUNT_REAUTHENTICATION_REQUIRED = True
 ACCOUNT_LOGOUT_ON_GET = False
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_SESSION_REMEMBER = False
@@ -201,8 +230,61 @@ ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https"
 # hard lock, which would hand attackers a way to lock anybody out (T14).
 ACCOUNT_RATE_LIMITS = {"login_failed": None}
 
+# --- multi-factor authentication (T16) -------------------------------------------
+MFA_ADAPTER = "bastion.accounts.mfa_adapter.MFAAdapter"
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes", "webauthn"]
+MFA_PASSKEY_LOGIN_ENABLED = True
+MFA_PASSKEY_SIGNUP_ENABLED = False
+MFA_RECOVERY_CODES_SHOW_ONCE = True
+MFA_TOTP_ISSUER = "Bastion"
+MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = DEV
+MFA_FORMS = {"edit_webauthn": "bastion.accounts.mfa_forms.AuditedEditWebAuthnForm"}
+MFA_TRUST_ENABLED = False  # "trust this browser" would make a stolen laptop a second factor
+
+# --- single sign-on: OpenID Connect (T16) --------------------------------------------
+# One provider, configured here from BASTION_OIDC_* (no SocialApp rows), at /accounts/oidc/sso/login/.
+# Policy (auto-provisioning, claim -> role mapping, SSO-only): bastion.accounts.sso and .sso_adapter.
+OIDC_ENABLED = bool(CONF["oidc_issuer"])
+if OIDC_ENABLED and not CONF["oidc_issuer"].startswith("https://"):
+    # allauth trusts an ID token fetched straight from the token endpoint without checking its signature
+    # (OIDC Core 3.1.3.7): that is only sound over TLS.
+    raise config.ConfigError("BASTION_OIDC_ISSUER: the identity provider must be an https:// URL")
+OIDC_PROVIDER_ID = "sso"
+OIDC_AUTO_PROVISION = CONF["oidc_auto_provision"]
+OIDC_SSO_ONLY = OIDC_ENABLED and CONF["oidc_sso_only"]
+OIDC_ROLE_CLAIM = CONF["oidc_role_claim"]
+OIDC_ROLE_MAP = {}
+for _pair in CONF["oidc_role_map"]:
+    _value, _sep, _role = (part.strip() for part in _pair.partition("="))
+    if not (_value and _sep and _role):
+        raise config.ConfigError(f"BASTION_OIDC_ROLE_MAP: expected claim-value=Role, got {_pair!r}")
+    OIDC_ROLE_MAP[_value] = _role
+SOCIALACCOUNT_ADAPTER = "bastion.accounts.sso_adapter.SocialAccountAdapter"
+SOCIALACCOUNT_LOGIN_ON_GET = False  # the login URL acts on POST (with CSRF) only
+SOCIALACCOUNT_AUTO_SIGNUP = True  # provisioning is decided by the adapter, never by a sign-up form
+SOCIALACCOUNT_STORE_TOKENS = False
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = CONF["oidc_link_by_email"]  # verified addresses only (allauth)
+SOCIALACCOUNT_EMAIL_AUTHENTICATION_AUTO_CONNECT = CONF["oidc_link_by_email"]
+SOCIALACCOUNT_PROVIDERS = {
+    "openid_connect": {
+        "OAUTH_PKCE_ENABLED": True,
+        "APPS": [{
+            "provider_id": OIDC_PROVIDER_ID,
+            "name": CONF["oidc_name"],
+            "client_id": CONF["oidc_client_id"],
+            "secret": CONF["oidc_client_secret"],
+            "settings": {"server_url": CONF["oidc_issuer"], "scope": CONF["oidc_scopes"]},
+        }] if OIDC_ENABLED else [],
+    },
+}
+
 # --- sessions (T08, T09, T10) -------------------------------------------------
 SESSION_IDLE_TIMEOUT = CONF["session_idle_timeout"]
+# A user's list of sessions (allauth.usersessions). allauth's activity tracking would write the
+# session's record on every request; bastion.accounts.sessions.SessionActivityMiddleware (in
+# MIDDLEWARE) records address and last activity at most once a minute instead.
+USERSESSIONS_TRACK_ACTIVITY = False
+USERSESSIONS_ADAPTER = "bastion.accounts.sessions.UserSessionsAdapter"  # audits "sign out other sessions"
 SESSION_ABSOLUTE_TIMEOUT = CONF["session_absolute_timeout"]
 SESSION_COOKIE_AGE = SESSION_ABSOLUTE_TIMEOUT
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
@@ -281,9 +363,29 @@ STATIC_URL = "/static/"
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = False
 
-EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+# E-mail (issue 7): SMTP when a host is configured; otherwise each message is written to a file in
+# <data dir>/mail, so invitations work on a laptop, and the admin pages say where (bastion.accounts.mail).
 EMAIL_FILE_PATH = str(DATA.mail_dir)
-DEFAULT_FROM_EMAIL = "bastion@localhost"
+if CONF["email_host"]:
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_HOST = CONF["email_host"]
+    EMAIL_PORT = CONF["email_port"]
+    EMAIL_USE_TLS = CONF["email_use_tls"]
+    EMAIL_USE_SSL = CONF["email_use_ssl"]
+    EMAIL_HOST_USER = CONF["email_host_user"]
+    EMAIL_HOST_PASSWORD = CONF["email_host_password"]
+    EMAIL_TIMEOUT = CONF["email_timeout"]
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+DEFAULT_FROM_EMAIL = SERVER_EMAIL = CONF["email_from"]
+PASSWORD_RESET_TIMEOUT = CONF["password_reset_minutes"] * 60
+INVITATION_SECONDS = CONF["invitation_days"] * 86400  # invitation and activation links
+SELF_REGISTRATION = CONF["self_registration"]
+# A reset asked for an unknown address sends nothing: the page looks the same either way (T15), and
+# Bastion does not become a way to send mail to anyone.
+ACCOUNT_EMAIL_UNKNOWN_ACCOUNTS = False
+# allauth's e-mails name "Bastion", not the request's host (account/email/base_message.txt), T18.
+ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Bastion] "
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -1,6 +1,8 @@
+from allauth.urls import build_provider_urlpatterns
 from django.conf import settings
 from django.urls import include, path
 
+from bastion.accounts import mfa_views, session_views
 from bastion.accounts import views as account_views
 from bastion.web import views
 
@@ -8,7 +10,15 @@ urlpatterns = [
     path("", views.home, name="home"),
     path(settings.CSP_REPORT_PATH.strip("/") + "/", views.csp_report, name="csp_report"),
     path("accounts/login/", account_views.login, name="account_login"),
-    path("accounts/", include("allauth.urls")),
+    path("accounts/", include("bastion.accounts.link_urls")),  # invitation and activation links
+    # allauth's parts one by one (not allauth.urls): its deprecated redirect URLs are left out.
+    path("accounts/", include("allauth.account.urls")),
+    path("accounts/2fa/totp/qr.svg", mfa_views.totp_qr, name="mfa_totp_qr"),
+    path("accounts/2fa/", include("allauth.mfa.urls")),
+    path("accounts/sessions/", include("allauth.usersessions.urls")),
+    path("accounts/sessions/<int:pk>/end/", session_views.end_own_session, name="usersession_end"),
+    path("accounts/3rdparty/", include("allauth.socialaccount.urls")),
+    path("accounts/", include(build_provider_urlpatterns())),
     path("audit/", include("bastion.audit.urls")),
     path("db/", include("bastion.explorer.urls")),
     path("db/", include("bastion.console.urls")),

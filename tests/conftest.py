@@ -10,6 +10,8 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 STRONG_PASSWORD = "correct-Horse-battery-9"
+TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"  # enrol_mfa's authenticator app; codes via pyotp.TOTP(TOTP_SECRET)
+MFA_STEP = "/accounts/2fa/authenticate/"
 
 
 class HttpsClient(Client):
@@ -36,16 +38,49 @@ def user(make_user):
     return make_user()
 
 
+def enrol_mfa(user) -> None:
+    """An authenticator app (secret TOTP_SECRET) and recovery codes for ``user``, as enrolment leaves them."""
+    from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
+    from allauth.mfa.totp.internal.auth import TOTP
+
+    TOTP.activate(user, TOTP_SECRET)
+    RecoveryCodes.activate(user)
+
+
+def recovery_code(username: str) -> str:
+    """An unused recovery code of ``username`` (allauth accepts it wherever it asks for a TOTP code)."""
+    from allauth.mfa.models import Authenticator
+    from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
+
+    authenticator = Authenticator.objects.get(user__username=username, type=Authenticator.Type.RECOVERY_CODES)
+    return RecoveryCodes(authenticator).get_unused_codes()[0]
+
+
 @pytest.fixture
 def admin(db):
+    """The first administrator, with the second factor the Admin role requires already enrolled."""
     from bastion.accounts.services import create_admin
 
     create_admin("root-admin", STRONG_PASSWORD)
-    return get_user_model().objects.get(username="root-admin")
+    admin = get_user_model().objects.get(username="root-admin")
+    enrol_mfa(admin)
+    return admin
+
+
+@pytest.fixture
+def admin_client(admin) -> Client:
+    """A client of its own, signed in as the first administrator (both factors)."""
+    client = HttpsClient()
+    assert login(client, admin.username).status_code == 302
+    return client
 
 
 def login(client: Client, username: str, password: str = STRONG_PASSWORD, **extra):
-    return client.post("/accounts/login/", {"login": username, "password": password}, **extra)
+    """Sign in through the login page; a user with a second factor completes it with a recovery code."""
+    response = client.post("/accounts/login/", {"login": username, "password": password}, **extra)
+    if response.status_code == 302 and response["Location"].startswith(MFA_STEP):
+        response = client.post(MFA_STEP, {"code": recovery_code(username)}, **extra)
+    return response
 
 
 @pytest.fixture

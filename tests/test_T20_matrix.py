@@ -53,9 +53,14 @@ PERSONA_ACTIONS = {"no_grants": frozenset(), "viewer": frozenset(TEMPLATES[VIEWE
                    "editor": frozenset(TEMPLATES[EDITOR])}
 # Sessions, the cache and the audit log change on purpose; so does the store of form input kept
 # when a session has ended (an anonymous POST to a row form is kept for its owner's next login).
-UNWATCHED_TABLES = {"django_session", "bastion_cache", AuditEvent._meta.db_table, "accounts_pendinginput"}
+UNWATCHED_TABLES = {"django_session", "bastion_cache", AuditEvent._meta.db_table, "accounts_pendinginput",
+                    # a session's address and last activity (bastion.accounts.sessions), like django_session
+                    "usersessions_usersession"}
 
 ALLOWED, LOGIN, DENIED = "allowed", "login", "denied"
+# Public pages whose normal answer is an error status, by path: allauth's "single sign-on failed" page
+# answers 401 by design (the callback shows it after a refused round trip); it lets nobody in to anything.
+ERROR_PAGES = {reverse("socialaccount_login_error"): 401}
 
 # Bastion's own views open to anybody or to every signed-in user, by URL name.
 # The matrix derives its expectations from declarations, so a view declared
@@ -64,6 +69,8 @@ ALLOWED, LOGIN, DENIED = "allowed", "login", "denied"
 REVIEWED_OPEN_VIEWS = {
     "csp_report": Kind.PUBLIC,  # browsers post violation reports without a session
     "home": Kind.SIGNED_IN,  # lists only what policy.visible_connections gives the user
+    # The QR code of the user's own enrolment secret, read from their session (404 when none); read-only.
+    "mfa_totp_qr": Kind.SIGNED_IN,
     "approvals:list": Kind.SIGNED_IN,  # lists only requests the user made or may decide (approvals.may_decide)
     "approvals:decide": Kind.SIGNED_IN,  # POST only; approve/reject/cancel check the user per request, audited
     # 404 unless policy.visible_connection_ids has it; lists only policy.visible_tables (a user
@@ -76,6 +83,12 @@ REVIEWED_OPEN_VIEWS = {
     "jobs:status": Kind.SIGNED_IN,
     "jobs:cancel": Kind.SIGNED_IN,
     "jobs:download": Kind.SIGNED_IN,
+    # POST only; 404 unless the session is the user's own (bastion.accounts.session_views), audited
+    "usersession_end": Kind.SIGNED_IN,
+    # E-mailed links (bastion.accounts.links): do anything only with a valid signed, expiring, single-use
+    # token naming a pending invitee / a registered, not yet activated account; else one "not valid" page.
+    "invitation_accept": Kind.PUBLIC,
+    "account_activate": Kind.PUBLIC,
 }
 
 
@@ -146,7 +159,7 @@ def is_login_redirect(response, path: str) -> bool:
 
 def outcome_problem(response, want: str, path: str, signed_in: bool) -> str | None:
     status = response.status_code
-    if status == 405:
+    if status == 405 or ERROR_PAGES.get(path) == status:
         return None
     if want == LOGIN and not is_login_redirect(response, path):
         return f"expected a login redirect, got {status} {response.get('Location', '')}"

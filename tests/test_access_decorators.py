@@ -34,6 +34,7 @@ from bastion.access.policy import Resource
 from bastion.access.roles import ADMIN, VIEWER, add_grant, grant_template, remove_grant, remove_member
 from bastion.audit.models import AuditEvent
 from bastion.connections.models import Connection
+from tests.conftest import enrol_mfa
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__)]
 
@@ -192,6 +193,7 @@ def test_T20_grant_opens_exactly_its_scope(client, viewer, shop, other):
 def test_T20_admin_role_passes_every_declaration(client, shop):
     admin = User.objects.create_user("boss", password=None)
     admin.groups.add(Group.objects.get(name=ADMIN))
+    enrol_mfa(admin)  # the Admin role requires a second factor (T16)
     as_user(client, admin)
     for url in (f"/t/{shop.pk}/orders/", "/t/manage/", "/t/audit/", "/t/nothing/", "/t/home/"):
         assert client.get(url).status_code == 200, url

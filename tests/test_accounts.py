@@ -381,7 +381,8 @@ def test_one_time_password_forces_change_before_anything_else(client, db):
     changed = client.post("/accounts/password/change/", {
         "oldpassword": admin.password, "password1": NEW_PASSWORD, "password2": NEW_PASSWORD})
     assert changed.status_code == 302 and changed["Location"] == "/"
-    assert client.get("/").status_code == 200
+    # Next, the Admin role's second factor (T16): enrolment before anything else.
+    assert client.get("/")["Location"] == "/accounts/2fa/"
     assert not get_user_model().objects.get(username="first-admin").must_change_password
 
 

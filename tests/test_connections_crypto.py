@@ -65,7 +65,7 @@ def test_T30_rotation_reencrypts_with_the_new_key_so_the_old_key_can_go(settings
     # The passwords did not change, so neither did the engines' cache key.
     assert dict(Connection.objects.values_list("name", "updated_at")) == updated_before
     event = AuditEvent.objects.get(action="connection.keys_rotated")
-    assert event.details == {"count": 2}
+    assert event.details == {"count": 2, "mfa_secrets": 0}
 
 
 @pytest.mark.django_db

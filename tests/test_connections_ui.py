@@ -13,18 +13,12 @@ import pytest
 from bastion.audit.models import AuditEvent
 from bastion.connections.crypto import encrypt_secret
 from bastion.connections.models import Connection
-from tests.conftest import HttpsClient, login
+from tests.conftest import login
 from tests.test_connections_services import MY, PG, need
 
 pytestmark = pytest.mark.django_db
 SECRET = "pg-Secret-never-shown-42"
 
-
-@pytest.fixture
-def admin_client(admin) -> HttpsClient:
-    client = HttpsClient()
-    login(client, admin.username)
-    return client
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from django.utils.html import escape
 from bastion.accounts.middleware import SEEN
 from bastion.audit.models import AuditEvent
 from bastion.connections.models import Connection
-from tests.conftest import STRONG_PASSWORD, login
+from tests.conftest import MFA_STEP, STRONG_PASSWORD, login, recovery_code
 from tests.engines import HOSTILE, target  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.django_db
@@ -240,6 +240,8 @@ def test_an_edit_submitted_after_the_session_expired_survives_the_new_login(sign
     assert "Typed" not in response["Location"]
     assert rows(shop)[1][1] == "Bob"
     back = client.post("/accounts/login/", {"login": admin.username, "password": STRONG_PASSWORD, "next": edit})
+    assert back.status_code == 302 and back["Location"] == MFA_STEP  # the admin's second factor, then the form
+    back = client.post(MFA_STEP, {"code": recovery_code(admin.username)})
     assert back.status_code == 302
     page = client.get(back["Location"]).content.decode()
     assert "Typed before the timeout" in page and "what you typed was kept" in page

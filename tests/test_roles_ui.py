@@ -18,12 +18,6 @@ pytestmark = pytest.mark.django_db
 XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
 
-@pytest.fixture
-def admin_client(admin) -> HttpsClient:
-    client = HttpsClient()
-    assert login(client, admin.username).status_code == 302
-    return client
-
 
 @pytest.fixture
 def shop(admin, tmp_path, settings):

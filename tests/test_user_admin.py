@@ -15,12 +15,6 @@ pytestmark = pytest.mark.django_db
 User = get_user_model()
 
 
-@pytest.fixture
-def admin_client(admin) -> HttpsClient:
-    client = HttpsClient()
-    assert login(client, admin.username).status_code == 302
-    return client
-
 
 def issued_password(response) -> str:
     return re.search(r'<p class="secret"><code>([^<]+)</code>', response.content.decode()).group(1)

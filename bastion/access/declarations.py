@@ -39,6 +39,34 @@ THIRD_PARTY: dict[str, Declaration] = {
     "account_set_password": SIGNED_IN,
     "account_email": SIGNED_IN,
     "account_reauthenticate": SIGNED_IN,
+    # Multi-factor authentication (allauth.mfa). The second step of a login and a passkey login run
+    # before the session is signed in (allauth keeps the half-done login in the session itself).
+    "mfa_authenticate": PUBLIC,
+    "mfa_login_webauthn": PUBLIC,
+    # A signed-in user's own authenticators; changes need recent re-authentication (allauth's
+    # MFA_REAUTHENTICATION_REQUIRED) and are audited by bastion.accounts.signals.
+    "mfa_index": SIGNED_IN,
+    "mfa_reauthenticate": SIGNED_IN,
+    "mfa_reauthenticate_webauthn": SIGNED_IN,
+    "mfa_activate_totp": SIGNED_IN,
+    "mfa_deactivate_totp": SIGNED_IN,
+    "mfa_view_recovery_codes": SIGNED_IN,
+    "mfa_generate_recovery_codes": SIGNED_IN,
+    "mfa_download_recovery_codes": SIGNED_IN,
+    "mfa_list_webauthn": SIGNED_IN,
+    "mfa_add_webauthn": SIGNED_IN,
+    "mfa_edit_webauthn": SIGNED_IN,
+    "mfa_remove_webauthn": SIGNED_IN,
+    # The user's own sessions (allauth.usersessions): lists and ends only the user's own.
+    "usersessions_list": SIGNED_IN,
+    # Single sign-on (allauth.socialaccount, OpenID Connect): the round trip to the identity
+    # provider runs signed out; the login view acts on POST only (SOCIALACCOUNT_LOGIN_ON_GET off).
+    "openid_connect_login": PUBLIC,
+    "openid_connect_callback": PUBLIC,
+    "socialaccount_login_cancelled": PUBLIC,
+    "socialaccount_login_error": PUBLIC,
+    "socialaccount_signup": PUBLIC,
+    "socialaccount_connections": SIGNED_IN,
 }
 
 

@@ -99,6 +99,10 @@ class TwoPersonRuleForm(forms.Form):
         super().__init__(*args, **kwargs)
 
 
+class MFARequirementForm(forms.Form):
+    require_mfa = forms.BooleanField(required=False, label="Members must use two-factor authentication")
+
+
 class DeleteRoleForm(forms.Form):
     confirmation = forms.CharField(label="Type the role's name to confirm", max_length=150, strip=False,
                                    widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}))

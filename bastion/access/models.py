@@ -222,6 +222,9 @@ class RoleOptions(models.Model):
     two_person_drop = models.BooleanField(default=False)
     two_person_empty = models.BooleanField(default=False)
     two_person_drop_column = models.BooleanField(default=False)
+    # Members must enrol a second factor before they reach anything (T16); changed only through
+    # bastion.access.roles.set_mfa_requirement (audited).
+    require_mfa = models.BooleanField(default=False)
 
     TWO_PERSON_FIELDS = {
         TwoPersonOperation.DROP: "two_person_drop",

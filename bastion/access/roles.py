@@ -50,6 +50,8 @@ DESCRIPTIONS = {
             "it is given.",
     VIEWER: "Template: reads rows, runs read queries and exports on the connections it is given.",
 }
+# Roles whose members must enrol a second factor on a new installation (T16); an administrator may change it.
+MFA_REQUIRED_ROLES = (ADMIN,)
 # Admin's grants are global (connection empty): every action, on every connection.
 FIXED_GRANTS = {ADMIN: tuple(Action), AUDITOR: (Action.AUDIT_VIEW,)}
 TEMPLATES = {
@@ -67,7 +69,8 @@ def ensure_builtin_roles(using: str = DEFAULT_DB_ALIAS, **kwargs: Any) -> None:
     """
     for name in BUILTIN_ROLES:
         role, _ = Group.objects.using(using).get_or_create(name=name)
-        RoleOptions.objects.using(using).get_or_create(role=role, defaults={"description": DESCRIPTIONS[name]})
+        RoleOptions.objects.using(using).get_or_create(
+            role=role, defaults={"description": DESCRIPTIONS[name], "require_mfa": name in MFA_REQUIRED_ROLES})
         with audited_grant_write():  # set-up, see above
             for action in FIXED_GRANTS.get(name, ()):
                 Grant.objects.using(using).get_or_create(role=role, action=action, connection=None,
@@ -236,6 +239,22 @@ def set_two_person_rule(actor: Any, request: HttpRequest | None, role: Group, op
         record("role.two_person_rule_updated", request=request, actor=actor, target=role.name,
                details=_role_details(role), before={"two_person": before},
                after={"two_person": options.two_person_operations()})
+    return role
+
+
+def set_mfa_requirement(actor: Any, request: HttpRequest | None, role: Group, required: bool) -> Group:
+    """Whether members of ``role`` must enrol a second factor before they reach anything (T16).
+
+    Audited as role.mfa_requirement_updated with the value before and after.
+    """
+    actor = _authorise(actor, request)
+    with transaction.atomic():
+        options, _ = RoleOptions.objects.select_for_update().get_or_create(role=role)
+        before = options.require_mfa
+        options.require_mfa = required
+        options.save(update_fields=["require_mfa"])
+        record("role.mfa_requirement_updated", request=request, actor=actor, target=role.name,
+               details=_role_details(role), before={"require_mfa": before}, after={"require_mfa": required})
     return role
 
 

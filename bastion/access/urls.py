@@ -15,4 +15,5 @@ urlpatterns = [
     path("<int:pk>/grants/<int:grant_pk>/remove/", views.grant_remove, name="grant_remove"),
     path("<int:pk>/template/", views.template_apply, name="template_apply"),
     path("<int:pk>/two-person/", views.two_person_rule, name="two_person_rule"),
+    path("<int:pk>/mfa/", views.mfa_requirement, name="mfa_requirement"),
 ]

@@ -24,7 +24,15 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 
 from bastion.access import roles
 from bastion.access.decorators import requires
-from bastion.access.forms import DeleteRoleForm, GrantForm, MemberForm, RoleForm, TemplateForm, TwoPersonRuleForm
+from bastion.access.forms import (
+    DeleteRoleForm,
+    GrantForm,
+    MemberForm,
+    MFARequirementForm,
+    RoleForm,
+    TemplateForm,
+    TwoPersonRuleForm,
+)
 from bastion.access.models import GLOBAL_ACTIONS, Action, Grant, TwoPersonOperation
 from bastion.connections.models import Connection
 from bastion.web.errors import validation_message
@@ -89,6 +97,8 @@ def _role_page(request: HttpRequest, role: Group, status: int = 200, error: str 
         "has_connections": Connection.objects.exists(),
         "delete_form": None if builtin else DeleteRoleForm(),
         "two_person_form": TwoPersonRuleForm(role=role),
+        "mfa_form": MFARequirementForm(initial={"require_mfa": getattr(getattr(role, "options", None),
+                                                                        "require_mfa", False)}),
         "approval_hours": round(settings.SCHEMA_APPROVAL_SECONDS / 3600, 1),
     }
     context.update({name: form for name, form in bound.items() if context[name] is not None})
@@ -262,3 +272,19 @@ def two_person_rule(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         messages.success(request, f"Members of {role.name} no longer need a second person's approval.")
     return redirect(_role_url(role, "two-person"))
+
+
+@require_POST
+@requires(MANAGE)
+def mfa_requirement(request: HttpRequest, pk: int) -> HttpResponse:
+    role = get_object_or_404(Group, pk=pk)
+    form = MFARequirementForm(request.POST)
+    form.is_valid()  # a lone checkbox: absent means off
+    required = bool(form.cleaned_data.get("require_mfa"))
+    roles.set_mfa_requirement(request.user, request, role, required)
+    if required:
+        messages.success(request, f"Members of {role.name} must now use two-factor authentication; those who "
+                                  "have not set it up are sent to do so before anything else.")
+    else:
+        messages.success(request, f"Members of {role.name} no longer need two-factor authentication for this role.")
+    return redirect(_role_url(role, "mfa"))

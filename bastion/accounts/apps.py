@@ -8,4 +8,4 @@ class AccountsConfig(AppConfig):
     label = "accounts"
 
     def ready(self) -> None:
-        from bastion.accounts import signals  # noqa: F401  (audit hooks)
+        from bastion.accounts import mfa_signals, signals  # noqa: F401  (audit hooks)

@@ -20,6 +20,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 
+from bastion.web.errors import error_response
+
 STARTED = "bastion_started"
 SEEN = "bastion_seen"
 # Writing the session on every request costs a database write; a minute of
@@ -84,3 +86,44 @@ class PasswordChangeRequiredMiddleware:
                                           "the one you signed in with was for one use only.")
                 return redirect("account_change_password")
         return self.get_response(request)
+
+
+class MFARequiredMiddleware:
+    """A member of a role that requires MFA reaches nothing but enrolment until they have a second factor (T16).
+
+    Enforced here, on every route, not on the login page only: a session signed in by password alone
+    (before the role changed, or by any other way in) is held at the enrolment pages too.
+    """
+
+    ALLOWED = frozenset({
+        "mfa_index", "mfa_activate_totp", "mfa_totp_qr", "mfa_add_webauthn", "mfa_reauthenticate",
+        "mfa_reauthenticate_webauthn", "account_reauthenticate", "account_logout", "csp_report",
+        "account_change_password",  # a one-time password is replaced first (PasswordChangeRequiredMiddleware)
+    })
+
+    HELD = "bastion_mfa_held"
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_view(self, request: HttpRequest, view: Callable[..., HttpResponse], view_args: tuple,
+                     view_kwargs: dict) -> HttpResponse | None:
+        from bastion.accounts.mfa import must_enrol
+
+        user = request.user
+        if not user.is_authenticated or request.resolver_match.url_name in self.ALLOWED:
+            return None
+        if not must_enrol(user):
+            if request.session.pop(self.HELD, False):
+                request.session.cycle_key()  # the hold is lifted: more privilege, a new session key (T09)
+            return None
+        request.session[self.HELD] = True
+        if request.method in ("GET", "HEAD"):
+            messages.warning(request, "Your role requires two-factor authentication. Set up an authenticator "
+                                      "app or a security key before you continue.")
+            return redirect("mfa_index")
+        return error_response(request, 403, "Set up two-factor authentication before you continue: "
+                                            "your role requires it.")

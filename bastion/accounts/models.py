@@ -9,6 +9,9 @@ from django.utils import timezone
 class User(AbstractUser):
     """A Bastion user. Roles are Django groups; grants come with the access app."""
 
+    # Longer than Django's 128: a legacy hash wrapped in Argon2 (bastion.accounts.legacy_hashers) carries the
+    # legacy algorithm and salt in front of a full Argon2 hash (T12).
+    password = models.CharField("password", max_length=256)
     must_change_password = models.BooleanField(
         default=False,
         help_text="Set for one-time passwords: every page leads to the password change form until it is changed.",

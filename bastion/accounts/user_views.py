@@ -11,8 +11,9 @@ from django.views.decorators.http import require_POST, require_safe
 
 from bastion.access.decorators import requires
 from bastion.access.models import Action
-from bastion.accounts import users
+from bastion.accounts import mfa, users
 from bastion.accounts.forms import NewUserForm, UserRolesForm
+from bastion.accounts.sessions import sessions_of
 from bastion.web.errors import validation_message
 
 User = get_user_model()
@@ -21,7 +22,10 @@ User = get_user_model()
 def _detail(request: HttpRequest, subject, error: str = "", status: int = 200) -> HttpResponse:
     roles_form = UserRolesForm(initial={"roles": subject.groups.all()})
     return render(request, "accounts/user_detail.html",
-                  {"subject": subject, "roles_form": roles_form, "error": error}, status=status)
+                  {"subject": subject, "roles_form": roles_form, "error": error,
+                   "mfa_types": mfa.enrolled_types(subject), "mfa_required": mfa.mfa_required(subject),
+                   "sessions": sessions_of(subject)},
+                  status=status)
 
 
 @require_safe

@@ -83,10 +83,16 @@ def set_active(request: HttpRequest, user, active: bool) -> None:
         raise ValidationError("You cannot deactivate your own account.")
     if not active and _is_admin(user) and not _other_active_admins(user):
         raise ValidationError("This is the last active administrator and cannot be deactivated.")
+    # A never-signed-in account that is deactivated gets a new unusable password: the state its e-mailed
+    # invitation or activation link was made for never comes back (bastion.accounts.links, T17).
+    void_links = not active and user.last_login is None
     with transaction.atomic():
         user.is_active = active
-        user.save(update_fields=["is_active"])
-        record("user.activated" if active else "user.deactivated", request=request, target=user.get_username())
+        if void_links:
+            user.set_unusable_password()
+        user.save(update_fields=["is_active", "password"] if void_links else ["is_active"])
+        record("user.activated" if active else "user.deactivated", request=request, target=user.get_username(),
+               details={"links_voided": True} if void_links else None)
 
 
 def reset_password(request: HttpRequest, user) -> IssuedPassword:

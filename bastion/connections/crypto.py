@@ -1,4 +1,4 @@
-"""Secrets at rest (T30): connection passwords as MultiFernet tokens.
+"""Secrets at rest (T30): connection passwords and MFA secrets as MultiFernet tokens.
 
 The keys live outside the database (settings.ENCRYPTION_KEYS, newest first), so
 a copy of the metadata database alone reveals no password. Rotation re-encrypts
@@ -39,8 +39,25 @@ def decrypt_secret(token: str) -> str:
     return _fernet().decrypt(token.encode("ascii")).decode("utf-8")
 
 
+# The Fernet-encrypted fields of allauth.mfa authenticators (bastion.accounts.mfa_adapter), by type.
+MFA_SECRET_FIELDS = {"totp": "secret", "recovery_codes": "seed"}
+
+
+def _rotate_mfa_secrets(fernet: MultiFernet) -> int:
+    from allauth.mfa.models import Authenticator
+
+    rotated = 0
+    for authenticator in Authenticator.objects.select_for_update().filter(type__in=MFA_SECRET_FIELDS):
+        field = MFA_SECRET_FIELDS[authenticator.type]
+        data = dict(authenticator.data)
+        data[field] = fernet.rotate(data[field].encode("ascii")).decode("ascii")
+        Authenticator.objects.filter(pk=authenticator.pk).update(data=data)
+        rotated += 1
+    return rotated
+
+
 def rotate_all(*, keys: Sequence[str] | None = None, actor: Any = None) -> int:
-    """Re-encrypt every stored connection password with the newest key; returns how many.
+    """Re-encrypt every stored connection password and MFA secret with the newest key; returns how many.
 
     All or nothing: one transaction, rows locked, one audit event. ``keys``
     overrides settings.ENCRYPTION_KEYS (newest first) for a command that has
@@ -59,5 +76,8 @@ def rotate_all(*, keys: Sequence[str] | None = None, actor: Any = None) -> int:
             # (the engine cache key) must not either.
             Connection.objects.filter(pk=pk).update(password_encrypted=new_token)
             rotated += 1
-        record("connection.keys_rotated", actor=actor, target="connections", details={"count": rotated})
+        mfa_secrets = _rotate_mfa_secrets(fernet)
+        record("connection.keys_rotated", actor=actor, target="connections",
+               details={"count": rotated, "mfa_secrets": mfa_secrets})
+        rotated += mfa_secrets
     return rotated

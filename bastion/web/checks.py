@@ -75,6 +75,23 @@ def check_admin_passwords(app_configs: Any, **kwargs: Any) -> list:
 
 
 @register(Tags.security, deploy=True)
+def check_admin_mfa(app_configs: Any, **kwargs: Any) -> list:
+    """T16, T40: the Admin role requires a second factor, so no administrator works with a password alone."""
+    from django.db import DatabaseError
+
+    from bastion.access.models import ADMIN_ROLE, RoleOptions
+
+    try:
+        required = RoleOptions.objects.filter(role__name=ADMIN_ROLE, require_mfa=True).exists()
+    except DatabaseError:
+        return []  # check_admin_passwords reports the database that is not initialised
+    if required:
+        return []
+    return [Error("The Admin role does not require two-factor authentication.",
+                  hint="In Roles → Admin, tick 'Members must use two-factor authentication'.", id="bastion.E022")]
+
+
+@register(Tags.security, deploy=True)
 def check_target_hosts(app_configs: Any, **kwargs: Any) -> list:
     if settings.TARGET_HOSTS_ALLOWED:
         return []
@@ -90,3 +107,30 @@ def check_process(app_configs: Any, **kwargs: Any) -> list:
                         hint="Run it as an unprivileged user (or pass --allow-root to serve).",
                         id="bastion.W002")]
     return []
+
+
+@register(Tags.security, deploy=True)
+def check_legacy_hashes(app_configs: Any, **kwargs: Any) -> list:
+    """T12: weak MD5/SHA1 hashes fail the check; once none is left, say which legacy hashers can go."""
+    from django.contrib.auth.hashers import get_hashers
+    from django.db import DatabaseError
+
+    from bastion.accounts.legacy_hashers import WEAK_ALGORITHMS, WRAPPED_ALGORITHMS
+    from bastion.accounts.legacy_migrate import weak_hash_users, wrapped_hash_users
+
+    try:
+        weak, wrapped = weak_hash_users().count(), wrapped_hash_users().count()
+    except DatabaseError:
+        return []  # check_admin_passwords reports the database that is not initialised
+    if weak:
+        return [Warning(
+            f"{weak} user(s) still have MD5/SHA1 password hashes, which are fast to crack if the database leaks.",
+            hint="Run `bastion migrate-hashes`.", id="bastion.W120")]
+    unused = WEAK_ALGORITHMS | (set() if wrapped else WRAPPED_ALGORITHMS)
+    removable = [hasher.algorithm for hasher in get_hashers() if hasher.algorithm in unused]
+    if not removable:
+        return []
+    kept = f"; keep the argon2_* ones while {wrapped} user(s) have wrapped hashes" if wrapped else ""
+    return [Info(
+        f"No MD5/SHA1 password hash remains: the legacy hashers {', '.join(removable)} can be removed{kept}.",
+        hint="Remove them from PASSWORD_HASHERS in bastion/settings.py.", id="bastion.I120")]

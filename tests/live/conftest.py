@@ -9,6 +9,7 @@ on any console error or Content Security Policy violation (T05).
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -18,7 +19,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import pyotp
 import pytest
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, sync_playwright
 
@@ -224,3 +227,67 @@ def new_page(chromium: Browser, console_watch: ConsoleWatch) -> Iterator[Callabl
 def browser_page(new_page: Callable[..., Page]) -> Page:
     """A watched Playwright page at 1280x800 in headless Chromium."""
     return new_page()
+
+
+# --- second factor -------------------------------------------------------------------------
+# Administrators must use two-factor authentication (the Admin role requires it by default), so a
+# browser test that signs one in enrols an authenticator app the first time, and types a code after.
+MFA_INDEX = "/accounts/2fa/"
+MFA_STEP = "/accounts/2fa/authenticate/"
+REAUTHENTICATE = "/accounts/reauthenticate/"
+RECOVERY_CODES = "/accounts/2fa/recovery-codes/"
+TOTP_SECRETS: dict[str, str] = {}  # username -> authenticator secret, for the session's live server
+_LAST_WINDOW: dict[str, int] = {}
+
+
+def totp_code(username: str) -> str:
+    """A code of ``username``'s authenticator app that the server has not seen yet.
+
+    A code is accepted once (allauth refuses a replay), so a second sign-in within the same
+    30-second window waits for the next code.
+    """
+    totp = pyotp.TOTP(TOTP_SECRETS[username])
+    window = int(time.time()) // totp.interval
+    if _LAST_WINDOW.get(username) == window:
+        time.sleep(totp.interval - time.time() % totp.interval + 0.2)
+        window += 1
+    _LAST_WINDOW[username] = window
+    return totp.now()
+
+
+def enrol_totp(page: Page, username: str, password: str) -> str:
+    """From the two-factor page, set up an authenticator app the way a user does; returns its secret.
+
+    allauth asks for the password again first (a change of sign-in methods needs a re-authentication).
+    """
+    page.get_by_role("link", name="Activate").click()
+    page.wait_for_url(re.compile(r"/accounts/(reauthenticate|2fa/totp/activate)/"))
+    if urlsplit(page.url).path == REAUTHENTICATE:
+        page.locator("input[name=password]").fill(password)
+        page.locator("main form").get_by_role("button").click()
+        page.wait_for_url(re.compile(r"/accounts/2fa/totp/activate/"))
+    secret = page.locator("#authenticator_secret").inner_text().strip()
+    TOTP_SECRETS[username] = secret
+    page.locator("input[name=code]").fill(totp_code(username))
+    page.locator("main form").get_by_role("button", name="Activate").click()
+    page.wait_for_url("**" + RECOVERY_CODES)  # the POST, then its redirect, have both finished
+    # Until this is ticked, the page asks before it is left (a beforeunload prompt).
+    page.get_by_label("I have saved my recovery codes").check()
+    return secret
+
+
+def pass_second_factor(page: Page, username: str, password: str) -> None:
+    """After the password step: type a code when asked for one, or enrol when the role requires it.
+
+    Enrolment ends on the recovery-codes page; the user then goes to the home page, where a
+    sign-in without a `next` page would have taken them.
+    """
+    path = urlsplit(page.url).path
+    if path == MFA_STEP:
+        page.locator("input[name=code]").fill(totp_code(username))
+        page.get_by_role("button", name="Sign In", exact=True).click()
+        page.wait_for_url(lambda url: urlsplit(url).path != MFA_STEP)
+    elif path == MFA_INDEX:
+        enrol_totp(page, username, password)
+        origin = "{0.scheme}://{0.netloc}".format(urlsplit(page.url))
+        page.goto(origin + "/")

@@ -15,7 +15,16 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.live.conftest import DESKTOP, ConsoleWatch, LiveBastion
+from tests.live.conftest import (
+    DESKTOP,
+    MFA_INDEX,
+    MFA_STEP,
+    ConsoleWatch,
+    LiveBastion,
+    enrol_totp,
+    pass_second_factor,
+    totp_code,
+)
 
 pytestmark = [pytest.mark.live, pytest.mark.browser]
 
@@ -43,7 +52,9 @@ def snap(page: Page, name: str) -> None:
 def sign_in(page: Page, username: str, password: str) -> None:
     page.locator("input[name=login]").fill(username)
     page.locator("input[name=password]").fill(password)
-    page.get_by_role("button", name="Sign in").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Sign in", exact=True).click()
+    pass_second_factor(page, username, password)
 
 
 def open_user_menu(page: Page) -> None:
@@ -81,6 +92,15 @@ def test_T05_first_login_change_password_logout_no_csp_violations(
     page.locator("main form").get_by_role("button", name="Change Password").click()
     expect(page.locator("ul.messages")).to_contain_text("Password successfully changed")
 
+    # The Admin role requires two-factor authentication: nothing else opens until it is set up.
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Databases").click()
+    expect(page).to_have_url(live.url(MFA_INDEX))
+    expect(page.locator("ul.messages")).to_contain_text("requires two-factor authentication")
+    snap(page, "mfa-required")
+    enrol_totp(page, live.admin_username, NEW_PASSWORD)
+    expect(page).to_have_url(live.url("/accounts/2fa/recovery-codes/"))
+    snap(page, "mfa-recovery-codes")
+
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Databases").click()
     expect(page).to_have_url(live.url("/"))
     expect(page.get_by_role("heading", name="Demo shop (SQLite)")).to_be_visible()
@@ -91,6 +111,7 @@ def test_T05_first_login_change_password_logout_no_csp_violations(
     events = page.locator("table.data tbody")
     expect(events).to_contain_text("login.success")
     expect(events).to_contain_text("password.changed")
+    expect(events).to_contain_text("mfa.added")
     snap(page, "audit-log")
 
     open_user_menu(page)
@@ -98,6 +119,16 @@ def test_T05_first_login_change_password_logout_no_csp_violations(
     log_out(page)
     page.goto(live.url("/audit/"))
     expect(page).to_have_url(LOGIN_PAGE)  # the session is really gone
+
+    # Signing in again takes the password, then a code of the authenticator app.
+    page.locator("input[name=login]").fill(live.admin_username)
+    page.locator("input[name=password]").fill(NEW_PASSWORD)
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    expect(page).to_have_url(re.compile(re.escape(live.url(MFA_STEP))))
+    snap(page, "mfa-code")
+    page.locator("input[name=code]").fill(totp_code(live.admin_username))
+    page.get_by_role("button", name="Sign In", exact=True).click()
+    expect(page).to_have_url(live.url("/audit/"))
 
 
 def test_T05_wrong_password_shows_error(

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.live.conftest import ConsoleWatch, LiveBastion
+from tests.live.conftest import ConsoleWatch, LiveBastion, pass_second_factor
 from tests.live.test_browser_e2e import snap
 
 pytestmark = [pytest.mark.live, pytest.mark.browser]
@@ -23,7 +23,9 @@ def sign_in(page: Page, live: LiveBastion, username: str) -> None:
     page.goto(live.url("/accounts/login/"))
     page.locator("input[name=login]").fill(username)
     page.locator("input[name=password]").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Sign in", exact=True).click()
+    pass_second_factor(page, username, PASSWORD)
     expect(page).to_have_url(live.url("/"))
 
 
