@@ -14,6 +14,8 @@ urlpatterns = [
     # allauth's parts one by one (not allauth.urls): its deprecated redirect URLs are left out.
     path("accounts/", include("allauth.account.urls")),
     path("accounts/2fa/totp/qr.svg", mfa_views.totp_qr, name="mfa_totp_qr"),
+    # Before allauth's own route of the same name: the last required key cannot be removed.
+    path("accounts/2fa/webauthn/keys/<int:pk>/remove/", mfa_views.remove_webauthn, name="mfa_remove_webauthn"),
     path("accounts/2fa/", include("allauth.mfa.urls")),
     path("accounts/sessions/", include("allauth.usersessions.urls")),
     path("accounts/sessions/<int:pk>/end/", session_views.end_own_session, name="usersession_end"),

@@ -192,3 +192,18 @@ def test_T33_adding_an_email_address_is_audited(client, user):
     client.post("/accounts/email/", {"email": "new@example.org", "action_add": ""})
     assert EmailAddress.objects.filter(user=user, email="new@example.org").exists()
     assert list(AuditEvent.objects.order_by("seq").values_list("action", flat=True))[before:] == ["email.added"]
+
+
+def test_T16_the_last_security_key_a_role_requires_cannot_be_removed(client, make_user):
+    person = make_user("keyholder")
+    person.groups.add(Group.objects.get(name=roles.ADMIN))
+    key = SoftKey(person)
+    passkey_login(client, key)
+    client.post(REAUTHENTICATE, {"password": STRONG_PASSWORD})
+    pk = Authenticator.objects.get(user=person, type=Authenticator.Type.WEBAUTHN).pk
+    response = client.post(f"/accounts/2fa/webauthn/keys/{pk}/remove/")
+    assert response.status_code == 302 and response["Location"] == "/accounts/2fa/webauthn/"
+    assert Authenticator.objects.filter(pk=pk).exists()
+    enrol_mfa(person)  # with an authenticator app as well, the key may go
+    client.post(f"/accounts/2fa/webauthn/keys/{pk}/remove/")
+    assert not Authenticator.objects.filter(pk=pk).exists()

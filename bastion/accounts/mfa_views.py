@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlencode
 
 from allauth.account.internal.flows.reauthentication import did_recently_reauthenticate
 from allauth.mfa.adapter import get_adapter
 from allauth.mfa.totp.internal.auth import SECRET_SESSION_KEY
+from allauth.mfa.webauthn.views import RemoveWebAuthnView
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.http import Http404, HttpRequest, HttpResponse
@@ -56,3 +58,21 @@ def user_mfa_reset(request: HttpRequest, pk: int) -> HttpResponse:
     messages.success(request, f"Two-factor authentication of {subject.get_username()} was reset "
                               f"({removed} authenticator(s) removed) and their sessions ended.")
     return redirect("accounts:user_detail", pk=subject.pk)
+
+
+class KeepRequiredKeyRemoveWebAuthnView(RemoveWebAuthnView):
+    """allauth's removal of a security key, refusing the last second factor a role requires.
+
+    allauth asks the adapter (can_delete_authenticator) before removing an authenticator app, not before
+    removing a key; this asks it for keys too. Re-authentication stays allauth's (on dispatch).
+    """
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        if not get_adapter().can_delete_authenticator(self.get_object()):
+            messages.error(request=self.request, message="This is your last second factor and your role requires "
+                                                         "one: add another before you remove it.")
+            return redirect("mfa_list_webauthn")
+        return super().form_valid(form)
+
+
+remove_webauthn = KeepRequiredKeyRemoveWebAuthnView.as_view()
